@@ -1,0 +1,2 @@
+//! The executor binary (wired up by the executor work).
+fn main() {}

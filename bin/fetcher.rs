@@ -1,0 +1,2 @@
+//! The fetcher binary (wired up by the fetcher work).
+fn main() {}

@@ -1,0 +1,2 @@
+//! The simulator binary (wired up by the simulator work).
+fn main() {}

@@ -1,0 +1,17 @@
+//! podcast-worker: registers accounts on podcast platforms at fleet scale. A `fetcher` pulls register tasks
+//! from the manager API into Redis Streams; `executor`s consume them with a consumer group, run a [`driver`]
+//! per platform and report back. A `simulator` stands in for the manager API in tests and demos.
+//!
+//! # Layout
+//! - [`task`]: the task, its id, site kind, stream entry and registration result; pure data.
+//! - [`config`]: `PW_*` environment variables into typed per-role sections.
+//! - [`driver`]: the `Driver` trait the executor runs tasks through.
+//! - [`streams`]: Redis key layout and stream operations.
+//! - [`shutdown`], [`telemetry`]: signals and logging.
+
+pub mod config;
+pub mod driver;
+pub mod shutdown;
+pub mod streams;
+pub mod task;
+pub mod telemetry;

@@ -1,0 +1,384 @@
+//! The task as the manager API hands it out, and as it travels through our queue.
+//! Pure data and validation: no I/O. Credentials are typed secrets whose `Debug` is redacted.
+
+use std::fmt;
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Deserializer, Serialize};
+
+/// Version of the stream entry payload written by the fetcher (`"v": 1`).
+pub const ENTRY_VERSION: u32 = 1;
+
+/// A task id as the manager issues it (a uuid). Restricted to `[A-Za-z0-9_-]`, 1..=64 chars, so it is safe
+/// inside Redis keys, URLs and log lines.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct TaskId(String);
+
+/// A value that cannot be a task id.
+#[derive(Debug, thiserror::Error)]
+#[error("task id must be 1..=64 characters of [A-Za-z0-9_-]")]
+pub struct InvalidTaskId;
+
+impl TaskId {
+    /// Checks and wraps an id.
+    ///
+    /// # Errors
+    /// [`InvalidTaskId`] when it is empty, too long or holds other characters.
+    pub fn parse(raw: &str) -> Result<Self, InvalidTaskId> {
+        let ok = !raw.is_empty()
+            && raw.len() <= 64
+            && raw
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if ok {
+            Ok(Self(raw.to_owned()))
+        } else {
+            Err(InvalidTaskId)
+        }
+    }
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl<'de> Deserialize<'de> for TaskId {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let raw = String::deserialize(d)?;
+        TaskId::parse(&raw).map_err(serde::de::Error::custom)
+    }
+}
+
+impl fmt::Display for TaskId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for TaskId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "TaskId({})", self.0)
+    }
+}
+
+/// Which kind of platform a task registers on: the main site yields the RSS feed, sub-sites import it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Site {
+    /// Spotify for Creators / anchor.fm: registered first, produces `link_rss`.
+    Main,
+    /// Buzzsprout, Podbean, …: import the main site's feed.
+    Sub,
+}
+
+impl Site {
+    /// Both kinds, main first (the order executors read them in).
+    pub const ALL: [Site; 2] = [Site::Main, Site::Sub];
+
+    /// Lowercase name, used in stream keys and metric labels.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Site::Main => "main",
+            Site::Sub => "sub",
+        }
+    }
+}
+
+impl fmt::Display for Site {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Decides main or sub (API.md, "main or sub"): a domain on the configured main list is main; otherwise a task
+/// with an empty `link_rss` is main and one with a feed is sub.
+pub fn route(domain: &str, has_link_rss: bool, main_domains: &[String]) -> Site {
+    let domain = normalise_domain(domain);
+    if main_domains.iter().any(|d| normalise_domain(d) == domain) {
+        Site::Main
+    } else if has_link_rss {
+        Site::Sub
+    } else {
+        Site::Main
+    }
+}
+
+/// Lowercases a domain and strips a leading `www.` and trailing dot, so `WWW.Anchor.fm.` matches `anchor.fm`.
+pub fn normalise_domain(domain: &str) -> String {
+    let d = domain.trim().trim_end_matches('.').to_ascii_lowercase();
+    d.strip_prefix("www.").map(str::to_owned).unwrap_or(d)
+}
+
+/// The routing part of a listed task: what the fetcher keeps. Credentials in the listing are never read into it.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ListedTask {
+    /// Task id.
+    pub id: TaskId,
+    /// Parent request id.
+    #[serde(default, deserialize_with = "lenient_string")]
+    pub request_id: String,
+    /// Podcast platform domain.
+    #[serde(default, deserialize_with = "lenient_string")]
+    pub domain: String,
+    /// Batch group id.
+    #[serde(default, deserialize_with = "lenient_string")]
+    pub group_id: String,
+    /// The main site's feed; only whether it is present matters here.
+    #[serde(default, deserialize_with = "lenient_string")]
+    pub link_rss: String,
+}
+
+/// One entry of a task stream: ids and routing only, never credentials (DESIGN.md, "Redis layout").
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueueEntry {
+    /// Payload version, [`ENTRY_VERSION`].
+    pub v: u32,
+    /// Task id.
+    pub id: TaskId,
+    /// Normalised platform domain.
+    pub domain: String,
+    /// Main or sub.
+    pub site: Site,
+    /// Parent request id.
+    pub request_id: String,
+    /// Batch group id.
+    pub group_id: String,
+    /// When the fetcher pulled it, milliseconds since the Unix epoch.
+    pub fetched_at_ms: u64,
+}
+
+/// Why a stream payload could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum EntryError {
+    /// Not JSON of the expected shape. Holds the field path only, never the serde message (it can echo values).
+    #[error("undecodable entry (at {path})")]
+    Undecodable {
+        /// Where decoding failed, e.g. `id` or `.`.
+        path: String,
+    },
+    /// A version this build does not understand.
+    #[error("unsupported entry version {0}")]
+    UnsupportedVersion(u32),
+}
+
+impl QueueEntry {
+    /// Builds a version-1 entry for a listed task.
+    pub fn new(task: &ListedTask, site: Site, fetched_at_ms: u64) -> Self {
+        Self {
+            v: ENTRY_VERSION,
+            id: task.id.clone(),
+            domain: normalise_domain(&task.domain),
+            site,
+            request_id: task.request_id.clone(),
+            group_id: task.group_id.clone(),
+            fetched_at_ms,
+        }
+    }
+
+    /// Serialises the entry as its stream field value.
+    pub fn encode(&self) -> String {
+        // A struct of strings and integers always serialises.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    /// Parses a stream field value.
+    ///
+    /// # Errors
+    /// [`EntryError`] for bad JSON, a missing field or an unknown version.
+    pub fn decode(raw: &[u8]) -> Result<Self, EntryError> {
+        #[derive(Deserialize)]
+        struct Version {
+            v: u32,
+        }
+        let version: Version = serde_json::from_slice(raw)
+            .map_err(|_| EntryError::Undecodable { path: "v".into() })?;
+        if version.v != ENTRY_VERSION {
+            return Err(EntryError::UnsupportedVersion(version.v));
+        }
+        let de = &mut serde_json::Deserializer::from_slice(raw);
+        serde_path_to_error::deserialize(de).map_err(|e| EntryError::Undecodable {
+            path: e.path().to_string(),
+        })
+    }
+}
+
+/// The full task from `GET /links/{id}`, with credentials.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Task {
+    /// Task id.
+    pub id: TaskId,
+    /// Parent request id.
+    #[serde(default, deserialize_with = "lenient_string")]
+    pub request_id: String,
+    /// Flow type; `register` in this phase.
+    #[serde(default, deserialize_with = "lenient_string")]
+    pub type_request: String,
+    /// Podcast platform domain.
+    #[serde(default, deserialize_with = "lenient_string")]
+    pub domain: String,
+    /// The customer's website.
+    #[serde(default, deserialize_with = "lenient_string")]
+    pub website: String,
+    /// Email to register with (also the IMAP user).
+    #[serde(default, deserialize_with = "lenient_string")]
+    pub email: String,
+    /// Username to register with; may hold Spintax.
+    #[serde(default, deserialize_with = "lenient_string")]
+    pub username: String,
+    /// The Gmail account's password.
+    #[serde(default, deserialize_with = "secret_string")]
+    pub pass_mail: SecretString,
+    /// Base32 TOTP secret.
+    #[serde(default, deserialize_with = "secret_string")]
+    pub twofa: SecretString,
+    /// Gmail app password (IMAP).
+    #[serde(default, deserialize_with = "secret_string")]
+    pub app_password: SecretString,
+    /// The account password to register with.
+    #[serde(default, deserialize_with = "secret_string")]
+    pub password: SecretString,
+    /// Channel description, HTML; may hold Spintax.
+    #[serde(default, deserialize_with = "lenient_string")]
+    pub about: String,
+    /// Channel cover image.
+    #[serde(default, deserialize_with = "lenient_string")]
+    pub image_url: String,
+    /// The main site's RSS feed (sub-site tasks only).
+    #[serde(default, deserialize_with = "lenient_string")]
+    pub link_rss: String,
+    /// Batch group id.
+    #[serde(default, deserialize_with = "lenient_string")]
+    pub group_id: String,
+    /// Accounts the parent request must create.
+    #[serde(default)]
+    pub target: Option<serde_json::Value>,
+}
+
+/// Deserialises a string that may be `null` or absent (as empty).
+fn lenient_string<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    Ok(Option::<String>::deserialize(d)?.unwrap_or_default())
+}
+
+/// Deserialises a secret that may be `null` or absent (as empty).
+fn secret_string<'de, D: Deserializer<'de>>(d: D) -> Result<SecretString, D::Error> {
+    Ok(SecretString::from(
+        Option::<String>::deserialize(d)?.unwrap_or_default(),
+    ))
+}
+
+/// What a finished registration produced: the account's real credentials, reported with `complete`.
+#[derive(Debug, Clone, Default)]
+pub struct Registration {
+    /// Login email of the created account.
+    pub email: Option<String>,
+    /// Username of the created account.
+    pub username: Option<String>,
+    /// Password of the created account.
+    pub password: Option<SecretString>,
+    /// Session cookie header (`name=value; …`).
+    pub cookie: Option<SecretString>,
+    /// The show's RSS feed (required for main-site tasks).
+    pub link_rss: Option<String>,
+    /// Free text for the manager.
+    pub note: Option<String>,
+}
+
+impl Registration {
+    /// True when it carries at least one credential, as `complete` requires.
+    pub fn has_credentials(&self) -> bool {
+        let present = |s: &Option<String>| s.as_deref().is_some_and(|v| !v.is_empty());
+        let secret =
+            |s: &Option<SecretString>| s.as_ref().is_some_and(|v| !v.expose_secret().is_empty());
+        present(&self.email)
+            || present(&self.username)
+            || secret(&self.password)
+            || secret(&self.cookie)
+    }
+}
+
+/// Cuts `text` to at most `max` characters on a character boundary (API.md: `error_message` ≤ 1000).
+pub fn truncate_chars(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((cut, _)) => text[..cut].to_owned(),
+        None => text.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn listed(domain: &str, rss: &str) -> ListedTask {
+        ListedTask {
+            id: TaskId::parse("a1").unwrap(),
+            request_id: "r".into(),
+            domain: domain.into(),
+            group_id: "g".into(),
+            link_rss: rss.into(),
+        }
+    }
+
+    #[test]
+    fn route_uses_main_list_then_link_rss() {
+        let mains = vec!["anchor.fm".to_owned()];
+        assert_eq!(route("WWW.Anchor.FM", true, &mains), Site::Main);
+        assert_eq!(route("buzzsprout.com", true, &mains), Site::Sub);
+        assert_eq!(route("buzzsprout.com", false, &mains), Site::Main);
+    }
+
+    #[test]
+    fn task_id_rejects_unsafe_characters() {
+        assert!(TaskId::parse("6f1c-aa_9").is_ok());
+        for bad in ["", "a b", "a:b", "x\n", &"a".repeat(65)] {
+            assert!(TaskId::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn entry_round_trips_and_rejects_bad_payloads() {
+        let e = QueueEntry::new(&listed("Podbean.com", "http://f"), Site::Sub, 42);
+        assert_eq!(e.domain, "podbean.com");
+        assert_eq!(QueueEntry::decode(e.encode().as_bytes()).unwrap(), e);
+        assert!(matches!(
+            QueueEntry::decode(b"nope"),
+            Err(EntryError::Undecodable { .. })
+        ));
+        assert!(matches!(
+            QueueEntry::decode(br#"{"v":2}"#),
+            Err(EntryError::UnsupportedVersion(2))
+        ));
+        let missing = QueueEntry::decode(br#"{"v":1,"id":"x"}"#).unwrap_err();
+        assert!(missing.to_string().contains("undecodable"), "{missing}");
+    }
+
+    #[test]
+    fn task_debug_redacts_credentials() {
+        let raw = r#"{"id":"t1","email":"a@b.c","password":"Hunter2!pass","pass_mail":"mailpw-77",
+            "twofa":"JBSWY3DPEHPK3PXP","app_password":"abcd efgh ijkl mnop","link_rss":null,"target":3}"#;
+        let task: Task = serde_json::from_str(raw).unwrap();
+        let shown = format!("{task:?}");
+        for secret in ["Hunter2!pass", "mailpw-77", "JBSWY3DPEHPK3PXP", "abcd efgh"] {
+            assert!(!shown.contains(secret), "{secret} leaked in {shown}");
+        }
+        assert_eq!(task.link_rss, "");
+        let reg = Registration {
+            cookie: Some("sid=s3cr3t".to_owned().into()),
+            ..Default::default()
+        };
+        assert!(!format!("{reg:?}").contains("s3cr3t"));
+        assert!(reg.has_credentials());
+        assert!(!Registration::default().has_credentials());
+    }
+
+    #[test]
+    fn truncate_chars_respects_char_boundaries() {
+        assert_eq!(truncate_chars("ééé", 2), "éé");
+        assert_eq!(truncate_chars("ab", 1000), "ab");
+        assert_eq!(
+            truncate_chars(&"ừ".repeat(1500), 1000).chars().count(),
+            1000
+        );
+    }
+}

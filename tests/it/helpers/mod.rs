@@ -1,0 +1,71 @@
+//! Shared test fixtures: a real Redis with a per-test key prefix, and waiting without bare sleeps.
+
+#![allow(dead_code)]
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+/// The Redis the tests use: `REDIS_URL`, default the local one. Panics with instructions when unreachable.
+pub fn redis_url() -> String {
+    std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
+}
+
+/// A connection to the test Redis.
+pub async fn redis_conn() -> redis::aio::MultiplexedConnection {
+    let client = redis::Client::open(redis_url()).expect("REDIS_URL is not a valid Redis URL");
+    client
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot reach Redis at {} ({e}); run scripts/test, which installs and starts it",
+                redis_url()
+            )
+        })
+}
+
+/// A fresh key prefix with a hash tag, unique to one test.
+pub fn unique_prefix() -> String {
+    format!("{{pwtest-{}}}", uuid::Uuid::new_v4().simple())
+}
+
+/// Deletes every key under `prefix` (SCAN, never FLUSHDB).
+pub async fn cleanup(prefix: &str) {
+    let mut conn = redis_conn().await;
+    let pattern = format!("{}*", prefix.replace('{', "\\{").replace('}', "\\}"));
+    let keys: Vec<String> = {
+        let mut iter: redis::AsyncIter<String> =
+            redis::AsyncCommands::scan_match(&mut conn, &pattern)
+                .await
+                .expect("SCAN");
+        let mut keys = Vec::new();
+        while let Some(k) = futures::StreamExt::next(&mut iter).await {
+            keys.push(k.expect("SCAN item"));
+        }
+        keys
+    };
+    if !keys.is_empty() {
+        let _: () = redis::AsyncCommands::del(&mut conn, keys)
+            .await
+            .expect("DEL");
+    }
+}
+
+/// Polls `check` until it returns `Some` or `deadline` passes (then panics with `what`).
+pub async fn eventually<T, F, Fut>(deadline: Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let start = Instant::now();
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(
+            start.elapsed() < deadline,
+            "timed out after {deadline:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

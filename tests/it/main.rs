@@ -1,0 +1,6 @@
+//! The integration test binary: real Redis, real Chromium, real Dovecot, real Prometheus.
+
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
+mod helpers;
+mod smoke;
