@@ -3,4 +3,6 @@
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
 mod helpers;
+mod layering;
+mod readme;
 mod smoke;
