@@ -53,8 +53,8 @@ fn crate_imports(text: &str) -> BTreeSet<String> {
             .chars()
             .take_while(|c| c.is_alphanumeric() || *c == '_')
             .collect();
-        if rest.starts_with('{') {
-            let group: String = rest[1..].chars().take_while(|c| *c != '}').collect();
+        if let Some(group) = rest.strip_prefix('{') {
+            let group: String = group.chars().take_while(|c| *c != '}').collect();
             for part in group.split(',') {
                 let m: String = part
                     .trim()
