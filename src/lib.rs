@@ -7,11 +7,13 @@
 //! - [`config`]: `PW_*` environment variables into typed per-role sections.
 //! - [`driver`]: the `Driver` trait the executor runs tasks through.
 //! - [`streams`]: Redis key layout and stream operations.
+//! - [`simulator`]: a stand-in manager API (with faults and an audit) for tests and demos; imports nothing.
 //! - [`shutdown`], [`telemetry`]: signals and logging.
 
 pub mod config;
 pub mod driver;
 pub mod shutdown;
+pub mod simulator;
 pub mod streams;
 pub mod task;
 pub mod telemetry;

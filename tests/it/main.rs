@@ -5,4 +5,5 @@
 mod helpers;
 mod layering;
 mod readme;
+mod simulator;
 mod smoke;
