@@ -4,3 +4,4 @@
 
 mod helpers;
 mod smoke;
+mod task_api;
