@@ -3,5 +3,7 @@
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
 mod helpers;
+mod layering;
+mod readme;
 mod smoke;
 mod task_api;
