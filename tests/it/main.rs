@@ -4,6 +4,7 @@
 
 mod helpers;
 mod layering;
+mod producer;
 mod readme;
 mod smoke;
 mod task_api;
