@@ -3,5 +3,8 @@
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
 mod helpers;
+mod layering;
+mod readme;
 mod smoke;
 mod streams;
+mod task_api;
