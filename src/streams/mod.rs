@@ -20,6 +20,7 @@ use secrecy::ExposeSecret;
 use crate::config::StreamSettings;
 use crate::task::{Site, TaskId};
 
+pub mod consumer;
 mod error;
 pub mod producer;
 
@@ -81,8 +82,9 @@ impl StreamKeys {
     }
 }
 
-/// Creates the consumer group [`GROUP`] on both task streams (and the streams themselves), starting at the
-/// end (`$`). Idempotent: a group that already exists (`BUSYGROUP`) is left as it is.
+/// Creates the consumer group [`GROUP`] on both task streams (and the streams themselves). The group starts
+/// at `0`, not `$`, so entries written before the group existed are still delivered (finished entries are
+/// deleted, so nothing runs twice). Idempotent: a group that already exists (`BUSYGROUP`) is left as it is.
 ///
 /// # Errors
 /// [`StreamError::Unavailable`] when Redis refuses or cannot be reached.
@@ -95,7 +97,7 @@ pub async fn ensure_groups<C: ConnectionLike>(
             .arg("CREATE")
             .arg(keys.tasks(site))
             .arg(GROUP)
-            .arg("$")
+            .arg("0")
             .arg("MKSTREAM")
             .query_async(conn)
             .await;

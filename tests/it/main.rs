@@ -7,4 +7,5 @@ mod layering;
 mod producer;
 mod readme;
 mod smoke;
+mod streams;
 mod task_api;
