@@ -5,6 +5,7 @@
 //! # Layout
 //! - [`task`]: the task, its id, site kind, stream entry and registration result; pure data.
 //! - [`config`]: `PW_*` environment variables into typed per-role sections.
+//! - [`task_api`]: the manager API client and its error classification.
 //! - [`driver`]: the `Driver` trait the executor runs tasks through.
 //! - [`streams`]: Redis key layout and stream operations.
 //! - [`metrics`]: Prometheus metrics, `/metrics` `/healthz` `/readyz`, and the stream-depth sampler.
@@ -16,4 +17,5 @@ pub mod metrics;
 pub mod shutdown;
 pub mod streams;
 pub mod task;
+pub mod task_api;
 pub mod telemetry;

@@ -3,5 +3,10 @@
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
 mod helpers;
+mod layering;
 mod metrics;
+mod producer;
+mod readme;
 mod smoke;
+mod streams;
+mod task_api;
