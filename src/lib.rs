@@ -8,11 +8,13 @@
 //! - [`task_api`]: the manager API client and its error classification.
 //! - [`driver`]: the `Driver` trait the executor runs tasks through.
 //! - [`streams`]: Redis key layout and stream operations.
+//! - [`fetcher`]: the fetch loop: manager API → routing → de-duplicated enqueue, leader lease, backpressure.
 //! - [`metrics`]: Prometheus metrics, `/metrics` `/healthz` `/readyz`, and the stream-depth sampler.
 //! - [`shutdown`], [`telemetry`]: signals and logging.
 
 pub mod config;
 pub mod driver;
+pub mod fetcher;
 pub mod metrics;
 pub mod shutdown;
 pub mod streams;
