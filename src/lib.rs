@@ -3,12 +3,14 @@
 //! per platform and report back. A `simulator` stands in for the manager API in tests and demos.
 //!
 //! # Layout
+//! - [`browser`]: the headless Chromium pool: one fresh context per task, recycling, crash recovery.
 //! - [`task`]: the task, its id, site kind, stream entry and registration result; pure data.
 //! - [`config`]: `PW_*` environment variables into typed per-role sections.
 //! - [`driver`]: the `Driver` trait the executor runs tasks through.
 //! - [`streams`]: Redis key layout and stream operations.
 //! - [`shutdown`], [`telemetry`]: signals and logging.
 
+pub mod browser;
 pub mod config;
 pub mod driver;
 pub mod shutdown;

@@ -718,6 +718,8 @@ pub struct ExecutorConfig {
     pub executor: ExecutorSettings,
     /// Metrics endpoint.
     pub metrics: MetricsSettings,
+    /// Browser pool and recipe runner.
+    pub browser: super::BrowserSettings,
 }
 
 impl ExecutorConfig {
@@ -732,6 +734,7 @@ impl ExecutorConfig {
             api: ApiSettings::from_source(src)?,
             executor: ExecutorSettings::from_source(src)?,
             metrics: MetricsSettings::from_source(src, Role::Executor)?,
+            browser: super::BrowserSettings::from_source(src)?,
         })
     }
 }

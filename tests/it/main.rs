@@ -2,5 +2,6 @@
 
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
+mod browser_pool;
 mod helpers;
 mod smoke;
