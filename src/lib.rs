@@ -6,6 +6,7 @@
 //! - [`browser`]: the headless Chromium pool: one fresh context per task, recycling, crash recovery.
 //! - [`task`]: the task, its id, site kind, stream entry and registration result; pure data.
 //! - [`config`]: `PW_*` environment variables into typed per-role sections.
+//! - [`task_api`]: the manager API client and its error classification.
 //! - [`driver`]: the `Driver` trait the executor runs tasks through.
 //! - [`streams`]: Redis key layout and stream operations.
 //! - [`shutdown`], [`telemetry`]: signals and logging.
@@ -16,4 +17,5 @@ pub mod driver;
 pub mod shutdown;
 pub mod streams;
 pub mod task;
+pub mod task_api;
 pub mod telemetry;

@@ -4,4 +4,9 @@
 
 mod browser_pool;
 mod helpers;
+mod layering;
+mod producer;
+mod readme;
 mod smoke;
+mod streams;
+mod task_api;

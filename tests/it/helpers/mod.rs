@@ -2,6 +2,8 @@
 
 #![allow(dead_code)]
 
+pub mod streams;
+
 use std::future::Future;
 use std::time::{Duration, Instant};
 
@@ -70,3 +72,5 @@ where
     }
 }
 pub mod browser;
+
+pub mod scripted_http;
