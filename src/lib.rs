@@ -9,11 +9,13 @@
 //! - [`task_api`]: the manager API client and its error classification.
 //! - [`driver`]: the `Driver` trait the executor runs tasks through.
 //! - [`streams`]: Redis key layout and stream operations.
+//! - [`metrics`]: Prometheus metrics, `/metrics` `/healthz` `/readyz`, and the stream-depth sampler.
 //! - [`shutdown`], [`telemetry`]: signals and logging.
 
 pub mod browser;
 pub mod config;
 pub mod driver;
+pub mod metrics;
 pub mod shutdown;
 pub mod streams;
 pub mod task;

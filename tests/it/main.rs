@@ -5,6 +5,7 @@
 mod browser_pool;
 mod helpers;
 mod layering;
+mod metrics;
 mod producer;
 mod readme;
 mod smoke;
