@@ -8,10 +8,15 @@
 //! - [`driver`]: the `Driver` trait the executor runs tasks through.
 //! - [`streams`]: Redis key layout and stream operations.
 //! - [`shutdown`], [`telemetry`]: signals and logging.
+//! - [`mailbox`]: verification mail over IMAP; [`totp`]: second-factor codes; [`image`]: the SSRF-guarded
+//!   `image_url` download.
 
 pub mod config;
 pub mod driver;
+pub mod image;
+pub mod mailbox;
 pub mod shutdown;
 pub mod streams;
 pub mod task;
 pub mod telemetry;
+pub mod totp;
