@@ -5,6 +5,7 @@
 //! # Layout
 //! - [`task`]: the task, its id, site kind, stream entry and registration result; pure data.
 //! - [`config`]: `PW_*` environment variables into typed per-role sections.
+//! - [`task_api`]: the manager API client and its error classification.
 //! - [`driver`]: the `Driver` trait the executor runs tasks through.
 //! - [`streams`]: Redis key layout and stream operations.
 //! - [`shutdown`], [`telemetry`]: signals and logging.
@@ -18,5 +19,6 @@ pub mod mailbox;
 pub mod shutdown;
 pub mod streams;
 pub mod task;
+pub mod task_api;
 pub mod telemetry;
 pub mod totp;

@@ -3,4 +3,9 @@
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
 mod helpers;
+mod layering;
+mod producer;
+mod readme;
 mod smoke;
+mod streams;
+mod task_api;
