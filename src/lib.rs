@@ -8,6 +8,7 @@
 //! - [`task_api`]: the manager API client and its error classification.
 //! - [`driver`]: the `Driver` trait the executor runs tasks through.
 //! - [`streams`]: Redis key layout and stream operations.
+//! - [`metrics`]: Prometheus metrics, `/metrics` `/healthz` `/readyz`, and the stream-depth sampler.
 //! - [`shutdown`], [`telemetry`]: signals and logging.
 //! - [`mailbox`]: verification mail over IMAP; [`totp`]: second-factor codes; [`image`]: the SSRF-guarded
 //!   `image_url` download.
@@ -16,6 +17,7 @@ pub mod config;
 pub mod driver;
 pub mod image;
 pub mod mailbox;
+pub mod metrics;
 pub mod shutdown;
 pub mod streams;
 pub mod task;

@@ -4,6 +4,7 @@
 
 mod helpers;
 mod layering;
+mod metrics;
 mod producer;
 mod readme;
 mod smoke;
