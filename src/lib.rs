@@ -11,13 +11,18 @@
 //! - [`streams`]: Redis key layout and stream operations.
 //! - [`metrics`]: Prometheus metrics, `/metrics` `/healthz` `/readyz`, and the stream-depth sampler.
 //! - [`shutdown`], [`telemetry`]: signals and logging.
+//! - [`mailbox`]: verification mail over IMAP; [`totp`]: second-factor codes; [`image`]: the SSRF-guarded
+//!   `image_url` download.
 
 pub mod browser;
 pub mod config;
 pub mod driver;
+pub mod image;
+pub mod mailbox;
 pub mod metrics;
 pub mod shutdown;
 pub mod streams;
 pub mod task;
 pub mod task_api;
 pub mod telemetry;
+pub mod totp;

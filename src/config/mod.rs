@@ -3,11 +3,13 @@
 //! reads the environment. Secrets may also come from `<NAME>_FILE`; none can be given on the command line.
 
 mod browser;
+mod mail;
 mod sections;
 mod simulator;
 mod source;
 
 pub use browser::*;
+pub use mail::*;
 pub use sections::*;
 pub use simulator::*;
 pub use source::{ConfigError, Source};
@@ -78,4 +80,5 @@ pub fn all_vars() -> impl Iterator<Item = &'static Var> {
     VARS.iter()
         .chain(SIMULATOR_VARS.iter())
         .chain(BROWSER_VARS.iter())
+        .chain(MAIL_VARS.iter())
 }
