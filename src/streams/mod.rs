@@ -12,7 +12,19 @@
 //!
 //! Main-site work is read before sub-site work. Finished entries are XACKed and XDELed together.
 
+use std::time::Duration;
+
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use secrecy::ExposeSecret;
+
+use crate::config::StreamSettings;
 use crate::task::{Site, TaskId};
+
+pub mod consumer;
+mod error;
+pub mod producer;
+
+pub use error::StreamError;
 
 /// The consumer group every executor joins, on both task streams.
 pub const GROUP: &str = "executors";
@@ -68,6 +80,54 @@ impl StreamKeys {
     pub fn leader(&self) -> String {
         format!("{}:fetcher:leader", self.prefix)
     }
+}
+
+/// Creates the consumer group [`GROUP`] on both task streams (and the streams themselves). The group starts
+/// at `0`, not `$`, so entries written before the group existed are still delivered (finished entries are
+/// deleted, so nothing runs twice). Idempotent: a group that already exists (`BUSYGROUP`) is left as it is.
+///
+/// # Errors
+/// [`StreamError::Unavailable`] when Redis refuses or cannot be reached.
+pub async fn ensure_groups<C: ConnectionLike>(
+    conn: &mut C,
+    keys: &StreamKeys,
+) -> Result<(), StreamError> {
+    for site in Site::ALL {
+        let created: redis::RedisResult<()> = redis::cmd("XGROUP")
+            .arg("CREATE")
+            .arg(keys.tasks(site))
+            .arg(GROUP)
+            .arg("0")
+            .arg("MKSTREAM")
+            .query_async(conn)
+            .await;
+        match created {
+            Ok(()) => {}
+            Err(e) if e.code() == Some("BUSYGROUP") => {}
+            Err(e) => return Err(StreamError::redis("XGROUP CREATE")(e)),
+        }
+    }
+    Ok(())
+}
+
+/// Opens a reconnecting Redis connection from the settings' URL (the only place that exposes it).
+/// `response_timeout` bounds each command; give blocking reads more than their BLOCK time.
+///
+/// # Errors
+/// [`StreamError::BadUrl`] for an unusable URL, [`StreamError::Unavailable`] when Redis cannot be reached.
+pub async fn connect(
+    settings: &StreamSettings,
+    response_timeout: Duration,
+) -> Result<ConnectionManager, StreamError> {
+    let client =
+        redis::Client::open(settings.redis_url.expose_secret()).map_err(StreamError::BadUrl)?;
+    let config = ConnectionManagerConfig::new()
+        .set_response_timeout(Some(response_timeout))
+        .set_connection_timeout(Some(Duration::from_secs(5)))
+        .set_number_of_retries(3);
+    ConnectionManager::new_with_config(client, config)
+        .await
+        .map_err(StreamError::redis("connect"))
 }
 
 #[cfg(test)]

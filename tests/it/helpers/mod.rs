@@ -2,6 +2,8 @@
 
 #![allow(dead_code)]
 
+pub mod streams;
+
 use std::future::Future;
 use std::time::{Duration, Instant};
 
@@ -69,3 +71,6 @@ where
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+pub mod browser;
+
+pub mod scripted_http;

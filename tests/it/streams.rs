@@ -1,0 +1,291 @@
+//! The consumer side of the task streams against a real Redis: exactly-once claiming across consumers,
+//! main before sub, reclaim of abandoned entries, lease renewal, dead-lettering.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use podcast_worker::streams::consumer::{Claimed, Consumer};
+use podcast_worker::task::Site;
+use tokio_util::sync::CancellationToken;
+
+use crate::helpers::streams::{
+    dead_letters, enqueue, enqueue_raw, entry, pending, stream_len, stream_settings,
+};
+use crate::helpers::{cleanup, eventually, unique_prefix};
+
+fn ids(claimed: &[Claimed]) -> Vec<String> {
+    claimed
+        .iter()
+        .map(|c| c.task_id().unwrap().to_string())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn streams_claim_each_entry_exactly_once_across_consumers_without_starvation() {
+    const CONSUMERS: usize = 8;
+    const TASKS: usize = 2000;
+    let prefix = unique_prefix();
+    let settings = stream_settings(&prefix);
+    let mut consumers = Vec::new();
+    for i in 0..CONSUMERS {
+        consumers.push(Arc::new(
+            Consumer::connect(&settings, &format!("c{i}"))
+                .await
+                .unwrap(),
+        ));
+    }
+    let entries: Vec<_> = (0..TASKS)
+        .map(|i| {
+            let site = if i % 4 == 0 { Site::Sub } else { Site::Main };
+            entry(&format!("t{i}"), "a.test", site)
+        })
+        .collect();
+    enqueue(&prefix, &entries).await;
+
+    let seen: Arc<Mutex<Vec<(usize, String)>>> = Arc::default();
+    let mut handles = Vec::new();
+    for (n, c) in consumers.iter().enumerate() {
+        let (c, seen) = (c.clone(), seen.clone());
+        handles.push(tokio::spawn(async move {
+            while seen.lock().unwrap().len() < TASKS {
+                for claimed in c.claim(5).await.unwrap() {
+                    c.ack(&claimed, claimed.task_id()).await.unwrap();
+                    seen.lock()
+                        .unwrap()
+                        .push((n, claimed.task_id().unwrap().to_string()));
+                }
+                tokio::task::yield_now().await;
+            }
+        }));
+    }
+    for h in handles {
+        tokio::time::timeout(Duration::from_secs(60), h)
+            .await
+            .unwrap()
+            .unwrap();
+    }
+    let seen = seen.lock().unwrap().clone();
+    let unique: HashSet<_> = seen.iter().map(|(_, id)| id.clone()).collect();
+    assert_eq!(seen.len(), TASKS, "some entry was claimed twice");
+    assert_eq!(unique.len(), TASKS, "some entry was lost");
+    let mut per_consumer: HashMap<usize, usize> = HashMap::new();
+    for (n, _) in &seen {
+        *per_consumer.entry(*n).or_default() += 1;
+    }
+    assert_eq!(
+        per_consumer.len(),
+        CONSUMERS,
+        "a consumer starved: {per_consumer:?}"
+    );
+    assert_eq!(
+        stream_len(&prefix, Site::Main).await + stream_len(&prefix, Site::Sub).await,
+        0
+    );
+    assert_eq!(pending(&prefix, Site::Main).await, 0);
+    cleanup(&prefix).await;
+}
+
+#[tokio::test]
+async fn streams_read_main_entries_before_sub_entries() {
+    let prefix = unique_prefix();
+    let c = Consumer::connect(&stream_settings(&prefix), "c")
+        .await
+        .unwrap();
+    enqueue(
+        &prefix,
+        &[
+            entry("s1", "b.test", Site::Sub),
+            entry("s2", "b.test", Site::Sub),
+        ],
+    )
+    .await;
+    enqueue(
+        &prefix,
+        &[
+            entry("m1", "a.test", Site::Main),
+            entry("m2", "a.test", Site::Main),
+        ],
+    )
+    .await;
+    let first = c.claim(10).await.unwrap();
+    assert_eq!(ids(&first), ["m1", "m2"]);
+    assert!(
+        first
+            .iter()
+            .all(|c| c.site == Site::Main && c.deliveries == 1 && !c.reclaimed)
+    );
+    let second = c.claim(10).await.unwrap();
+    assert_eq!(ids(&second), ["s1", "s2"]);
+    assert_eq!(c.held_count(), 4);
+    assert!(
+        c.claim(10).await.unwrap().is_empty(),
+        "empty streams yield nothing after the block time"
+    );
+    cleanup(&prefix).await;
+}
+
+#[tokio::test]
+async fn streams_reclaim_an_entry_idle_past_claim_idle_and_count_its_delivery() {
+    let prefix = unique_prefix();
+    let mut settings = stream_settings(&prefix);
+    settings.claim_idle = Duration::from_millis(300);
+    settings.lease_renew = Duration::from_millis(100);
+    let dead = Consumer::connect(&settings, "dead").await.unwrap();
+    let live = Consumer::connect(&settings, "live").await.unwrap();
+    enqueue(&prefix, &[entry("t1", "a.test", Site::Main)]).await;
+    assert_eq!(ids(&dead.claim(1).await.unwrap()), ["t1"]);
+    let start = Instant::now();
+    let got = eventually(
+        Duration::from_secs(5),
+        "the idle entry to be reclaimed",
+        || async {
+            let got = live.claim(1).await.unwrap();
+            (!got.is_empty()).then_some(got)
+        },
+    )
+    .await;
+    assert!(
+        start.elapsed() >= Duration::from_millis(300),
+        "reclaimed before claim idle"
+    );
+    assert_eq!(ids(&got), ["t1"]);
+    assert!(got[0].reclaimed);
+    assert_eq!(got[0].deliveries, 2);
+    // The dead consumer's renewal must not steal it back: it learns that it lost the entry.
+    let lost = dead.renew_leases().await.unwrap();
+    assert_eq!(lost, vec![(Site::Main, got[0].entry_id.clone())]);
+    assert!(live.renew_leases().await.unwrap().is_empty());
+    cleanup(&prefix).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streams_lease_renewal_keeps_a_live_entry_then_reclaim_follows_when_it_stops() {
+    let prefix = unique_prefix();
+    let mut settings = stream_settings(&prefix);
+    settings.claim_idle = Duration::from_millis(400);
+    settings.lease_renew = Duration::from_millis(100);
+    let owner = Arc::new(Consumer::connect(&settings, "owner").await.unwrap());
+    let other = Consumer::connect(&settings, "other").await.unwrap();
+    enqueue(&prefix, &[entry("t1", "a.test", Site::Main)]).await;
+    assert_eq!(owner.claim(1).await.unwrap().len(), 1);
+    let cancel = CancellationToken::new();
+    let renewal = tokio::spawn({
+        let (owner, cancel) = (owner.clone(), cancel.clone());
+        async move { owner.run_lease_renewal(cancel).await }
+    });
+    // Three claim-idle periods: each claim blocks for the read time, so this loop does not spin.
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_millis(1200) {
+        assert!(
+            other.claim(1).await.unwrap().is_empty(),
+            "a live entry was reclaimed"
+        );
+    }
+    cancel.cancel();
+    renewal.await.unwrap();
+    let got = eventually(
+        Duration::from_secs(5),
+        "reclaim once renewal stopped",
+        || async {
+            let got = other.claim(1).await.unwrap();
+            (!got.is_empty()).then_some(got)
+        },
+    )
+    .await;
+    assert_eq!(ids(&got), ["t1"]);
+    cleanup(&prefix).await;
+}
+
+#[tokio::test]
+async fn streams_dead_letter_undecodable_entries_with_reason_and_ack_them() {
+    let prefix = unique_prefix();
+    let c = Consumer::connect(&stream_settings(&prefix), "c")
+        .await
+        .unwrap();
+    let garbage = enqueue_raw(&prefix, Site::Main, "task", "not json {").await;
+    let no_field = enqueue_raw(&prefix, Site::Main, "other", "x").await;
+    let bad_version = enqueue_raw(&prefix, Site::Main, "task", r#"{"v":9,"id":"x"}"#).await;
+    let claimed = c.claim(10).await.unwrap();
+    assert_eq!(claimed.len(), 3);
+    for cl in &claimed {
+        let reason = cl.poison_reason(5).expect("poison");
+        c.dead_letter(cl, &reason, None).await.unwrap();
+    }
+    let dead = dead_letters(&prefix).await;
+    assert_eq!(dead.len(), 3);
+    let by_id: HashMap<_, _> = dead.iter().map(|d| (d["entry_id"].clone(), d)).collect();
+    assert!(
+        by_id[&garbage]["reason"].contains("undecodable"),
+        "{:?}",
+        by_id[&garbage]
+    );
+    assert_eq!(by_id[&garbage]["payload"], "not json {");
+    assert!(by_id[&no_field]["reason"].contains("no `task` field"));
+    assert!(by_id[&bad_version]["reason"].contains("unsupported entry version 9"));
+    for d in &dead {
+        assert!(
+            d["stream"].ends_with(":tasks:main") && d["consumer"] == "c" && d["deliveries"] == "1"
+        );
+        assert!(d["at_ms"].parse::<u64>().unwrap() > 0);
+    }
+    assert_eq!(stream_len(&prefix, Site::Main).await, 0);
+    assert_eq!(pending(&prefix, Site::Main).await, 0);
+    assert_eq!(c.held_count(), 0);
+    cleanup(&prefix).await;
+}
+
+#[tokio::test]
+async fn streams_dead_letter_an_entry_delivered_more_than_max_deliveries() {
+    let prefix = unique_prefix();
+    let mut settings = stream_settings(&prefix);
+    settings.claim_idle = Duration::from_millis(100);
+    settings.lease_renew = Duration::from_millis(40);
+    settings.max_deliveries = 2;
+    enqueue(&prefix, &[entry("t1", "a.test", Site::Main)]).await;
+    let mut last = None;
+    for n in 1..=3u64 {
+        let c = Consumer::connect(&settings, &format!("c{n}"))
+            .await
+            .unwrap();
+        let got = eventually(Duration::from_secs(5), "a delivery", || async {
+            let got = c.claim(1).await.unwrap();
+            (!got.is_empty()).then_some(got)
+        })
+        .await;
+        assert_eq!(got[0].deliveries, n);
+        assert_eq!(got[0].poison_reason(2).is_some(), n > 2);
+        last = Some((c, got.into_iter().next().unwrap()));
+    }
+    let (c, claimed) = last.unwrap();
+    let reason = claimed.poison_reason(2).unwrap();
+    c.dead_letter(&claimed, &reason, claimed.task_id())
+        .await
+        .unwrap();
+    let dead = dead_letters(&prefix).await;
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0]["reason"], "delivered 3 times (limit 2)");
+    assert_eq!(dead[0]["deliveries"], "3");
+    assert!(dead[0]["payload"].contains("\"id\":\"t1\""));
+    assert_eq!(pending(&prefix, Site::Main).await, 0);
+    cleanup(&prefix).await;
+}
+
+#[tokio::test]
+async fn streams_ensure_groups_is_idempotent_and_keeps_earlier_entries() {
+    let prefix = unique_prefix();
+    enqueue(&prefix, &[entry("early", "a.test", Site::Main)]).await;
+    let keys = podcast_worker::streams::StreamKeys::new(&prefix);
+    let mut conn = crate::helpers::redis_conn().await;
+    podcast_worker::streams::ensure_groups(&mut conn, &keys)
+        .await
+        .unwrap();
+    podcast_worker::streams::ensure_groups(&mut conn, &keys)
+        .await
+        .unwrap();
+    let c = Consumer::connect(&stream_settings(&prefix), "c")
+        .await
+        .unwrap();
+    assert_eq!(ids(&c.claim(5).await.unwrap()), ["early"]);
+    cleanup(&prefix).await;
+}
