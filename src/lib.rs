@@ -8,10 +8,12 @@
 //! - [`task_api`]: the manager API client and its error classification.
 //! - [`driver`]: the `Driver` trait the executor runs tasks through.
 //! - [`streams`]: Redis key layout and stream operations.
+//! - [`outbox`]: finished results, encrypted, kept until the manager accepts their report.
 //! - [`shutdown`], [`telemetry`]: signals and logging.
 
 pub mod config;
 pub mod driver;
+pub mod outbox;
 pub mod shutdown;
 pub mod streams;
 pub mod task;

@@ -4,6 +4,7 @@
 
 mod helpers;
 mod layering;
+mod outbox;
 mod readme;
 mod smoke;
 mod streams;
