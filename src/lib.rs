@@ -9,11 +9,13 @@
 //! - [`driver`]: the `Driver` trait the executor runs tasks through.
 //! - [`streams`]: Redis key layout and stream operations.
 //! - [`outbox`]: finished results, encrypted, kept until the manager accepts their report.
+//! - [`metrics`]: Prometheus metrics, `/metrics` `/healthz` `/readyz`, and the stream-depth sampler.
 //! - [`shutdown`], [`telemetry`]: signals and logging.
 
 pub mod config;
 pub mod driver;
 pub mod outbox;
+pub mod metrics;
 pub mod shutdown;
 pub mod streams;
 pub mod task;

@@ -290,6 +290,22 @@ pub mod vars {
         [F, E],
         "Address of /metrics, /healthz, /readyz; default 0.0.0.0:9101 (fetcher), 0.0.0.0:9102 (executor); port 0 picks one"
     );
+    var!(
+        HEALTH_STALL_SECS,
+        "PW_HEALTH_STALL_SECS",
+        Some("900"),
+        false,
+        [F, E],
+        "/healthz fails when work has waited this long without progress; above PW_TASK_TIMEOUT_SECS"
+    );
+    var!(
+        SAMPLE_INTERVAL_MS,
+        "PW_SAMPLE_INTERVAL_MS",
+        Some("5000"),
+        false,
+        [F, E],
+        "How often stream lag, pending, dead letters and the outbox are sampled from Redis"
+    );
 }
 use vars::*;
 
@@ -328,6 +344,8 @@ pub const VARS: &[Var] = &[
     OUTBOX_RETRY_MS,
     CONSUMER_NAME,
     METRICS_ADDR,
+    HEALTH_STALL_SECS,
+    SAMPLE_INTERVAL_MS,
 ];
 
 /// Log output settings.
@@ -655,6 +673,10 @@ fn domain_limits(src: &Source) -> Result<Vec<(String, NonZeroUsize)>, ConfigErro
 pub struct MetricsSettings {
     /// Listen address.
     pub addr: SocketAddr,
+    /// Work may wait this long without progress before `/healthz` fails.
+    pub stall_after: Duration,
+    /// Interval of the Redis stream sampler.
+    pub sample_interval: Duration,
 }
 
 impl MetricsSettings {
@@ -670,7 +692,15 @@ impl MetricsSettings {
         let addr = raw
             .parse()
             .map_err(|_| invalid(&METRICS_ADDR, &raw, "host:port"))?;
-        Ok(Self { addr })
+        Ok(Self {
+            addr,
+            stall_after: Duration::from_secs(src.int_in(&HEALTH_STALL_SECS, 10, 86_400)?),
+            sample_interval: Duration::from_millis(src.int_in(
+                &SAMPLE_INTERVAL_MS,
+                100,
+                600_000,
+            )?),
+        })
     }
 }
 
@@ -726,13 +756,21 @@ impl ExecutorConfig {
     /// # Errors
     /// The first [`ConfigError`] found, naming the variable.
     pub fn from_source(src: &Source) -> Result<Self, ConfigError> {
-        Ok(Self {
+        let c = Self {
             log: LogSettings::from_source(src)?,
             streams: StreamSettings::from_source(src)?,
             api: ApiSettings::from_source(src)?,
             executor: ExecutorSettings::from_source(src)?,
             metrics: MetricsSettings::from_source(src, Role::Executor)?,
-        })
+        };
+        // A task may legitimately run this long without anything finishing.
+        if c.metrics.stall_after <= c.executor.task_timeout {
+            return Err(ConfigError::Invalid {
+                var: HEALTH_STALL_SECS.name,
+                reason: format!("must exceed {}", TASK_TIMEOUT_SECS.name),
+            });
+        }
+        Ok(c)
     }
 }
 
@@ -794,6 +832,10 @@ mod tests {
         let mut src = base();
         src.set("PW_READ_BLOCK_MS", "5000");
         assert!(ExecutorConfig::from_source(&src).is_err());
+        let mut src = base();
+        src.set("PW_HEALTH_STALL_SECS", "600");
+        let err = ExecutorConfig::from_source(&src).unwrap_err().to_string();
+        assert!(err.contains("PW_HEALTH_STALL_SECS"), "{err}");
         let mut src = base();
         src.set("PW_DOMAIN_LIMITS", "anchor.fm=0");
         assert!(

@@ -22,6 +22,7 @@ use crate::task::{Site, TaskId};
 
 pub mod consumer;
 mod error;
+pub mod producer;
 
 pub use error::StreamError;
 

@@ -94,8 +94,23 @@ impl StatusClass {
     }
 }
 
-/// Called once per HTTP request (retries included) with its endpoint, outcome class and latency.
-pub type Observer = Arc<dyn Fn(Endpoint, StatusClass, Duration) + Send + Sync>;
+/// One HTTP request as the [`Observer`] sees it: bounded labels and a latency, never a URL or a body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ApiRequest {
+    /// Which endpoint.
+    pub endpoint: Endpoint,
+    /// The HTTP status; `None` when no answer came (timeout, refused or dropped connection).
+    pub status: Option<u16>,
+    /// The status's class.
+    pub class: StatusClass,
+    /// From sending the request to the end of the answer's body.
+    pub elapsed: Duration,
+    /// 0 for the first attempt of a call, 1 for its first retry, …
+    pub retry: u32,
+}
+
+/// Called once per HTTP request (retries included), e.g. to count requests by endpoint and status class.
+pub type Observer = Arc<dyn Fn(&ApiRequest) + Send + Sync>;
 
 /// One page of `GET /links`.
 #[derive(Debug, Clone, Default)]
@@ -276,9 +291,15 @@ impl TaskApiClient {
         url: String,
         body: Option<Value>,
     ) -> Result<Value, ApiError> {
+        let call = Call {
+            endpoint,
+            method,
+            url,
+            body,
+        };
         let mut retry = 0;
         loop {
-            let err = match self.attempt(endpoint, &method, &url, body.as_ref()).await {
+            let err = match self.attempt(&call, retry).await {
                 Ok(data) => return Ok(data),
                 Err(err) => err,
             };
@@ -292,16 +313,11 @@ impl TaskApiClient {
         }
     }
 
-    async fn attempt(
-        &self,
-        endpoint: Endpoint,
-        method: &Method,
-        url: &str,
-        body: Option<&Value>,
-    ) -> Result<Value, ApiError> {
+    async fn attempt(&self, call: &Call, retry: u32) -> Result<Value, ApiError> {
+        let endpoint = call.endpoint;
         let started = Instant::now();
-        let mut req = self.http.request(method.clone(), url);
-        if let Some(body) = body {
+        let mut req = self.http.request(call.method.clone(), &call.url);
+        if let Some(body) = &call.body {
             req = req.json(body);
         }
         let answer = async {
@@ -316,15 +332,26 @@ impl TaskApiClient {
             Ok::<_, reqwest::Error>((status, retry_after, bytes))
         }
         .await;
-        let (class, result) = match answer {
+        let (status, class, result) = match answer {
             Ok((status, retry_after, bytes)) => (
+                Some(status.as_u16()),
                 StatusClass::of(status),
                 error::classify(status.as_u16(), retry_after, &bytes),
             ),
-            Err(e) => (StatusClass::NoAnswer, Err(ApiError::from_transport(e))),
+            Err(e) => (
+                None,
+                StatusClass::NoAnswer,
+                Err(ApiError::from_transport(e)),
+            ),
         };
         if let Some(observe) = &self.observer {
-            observe(endpoint, class, started.elapsed());
+            observe(&ApiRequest {
+                endpoint,
+                status,
+                class,
+                elapsed: started.elapsed(),
+                retry,
+            });
         }
         result
     }
@@ -352,6 +379,14 @@ fn fail_body(error_message: &str, note: Option<&str>) -> Value {
         note,
     };
     serde_json::to_value(&body).unwrap_or_default()
+}
+
+/// One API call, as retried by [`TaskApiClient::call`].
+struct Call {
+    endpoint: Endpoint,
+    method: Method,
+    url: String,
+    body: Option<Value>,
 }
 
 fn mark_retried(err: ApiError, was_retried: bool) -> ApiError {

@@ -5,6 +5,8 @@
 mod helpers;
 mod layering;
 mod outbox;
+mod metrics;
+mod producer;
 mod readme;
 mod smoke;
 mod streams;

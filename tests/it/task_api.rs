@@ -6,7 +6,9 @@ use std::time::{Duration, Instant};
 
 use podcast_worker::config::ApiSettings;
 use podcast_worker::task::{Registration, TaskId};
-use podcast_worker::task_api::{ApiError, Endpoint, StatusClass, TaskApiClient, TransientReason};
+use podcast_worker::task_api::{
+    ApiError, ApiRequest, Endpoint, StatusClass, TaskApiClient, TransientReason,
+};
 use secrecy::SecretString;
 
 use crate::helpers::scripted_http::{Answer, ScriptedServer};
@@ -24,14 +26,16 @@ fn settings(base: &str, retries: u32) -> ApiSettings {
     }
 }
 
-type Calls = Arc<Mutex<Vec<(Endpoint, StatusClass)>>>;
+type Calls = Arc<Mutex<Vec<(Endpoint, StatusClass, u32)>>>;
 
 fn client(server: &ScriptedServer, retries: u32) -> (TaskApiClient, Calls) {
     let calls: Calls = Arc::default();
     let sink = calls.clone();
     let c = TaskApiClient::new(&settings(&server.base_url(), retries))
         .unwrap()
-        .with_observer(Arc::new(move |e, s, _| sink.lock().unwrap().push((e, s))));
+        .with_observer(Arc::new(move |r: &ApiRequest| {
+            sink.lock().unwrap().push((r.endpoint, r.class, r.retry))
+        }));
     (c, calls)
 }
 
@@ -69,8 +73,8 @@ async fn task_api_honours_retry_after_on_429() {
     assert_eq!(
         classes,
         [
-            (Endpoint::List, StatusClass::ClientError),
-            (Endpoint::List, StatusClass::Success)
+            (Endpoint::List, StatusClass::ClientError, 0),
+            (Endpoint::List, StatusClass::Success, 1)
         ]
     );
 }
@@ -163,7 +167,7 @@ async fn task_api_times_out_slow_answers_as_transient() {
     );
     assert_eq!(
         calls.lock().unwrap()[0],
-        (Endpoint::Start, StatusClass::NoAnswer)
+        (Endpoint::Start, StatusClass::NoAnswer, 0)
     );
 }
 

@@ -1,0 +1,204 @@
+//! The bounded label values of every metric. Each label is an enum (or a fold into a known list) so an id,
+//! email or username can never become a label value, and every combination can be pre-initialised to 0.
+
+/// Declares a label enum with its wire strings and the list of all values.
+macro_rules! label_enum {
+    ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident => $text:literal),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum $name {
+            $($(#[$vmeta])* $variant),+
+        }
+
+        impl $name {
+            /// Every value, in the order they are pre-initialised.
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            /// The label value.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $text),+
+                }
+            }
+        }
+    };
+}
+
+label_enum!(
+    /// How a task left our hands (`outcome` label of `pw_tasks_finished_total`, `pw_task_duration_seconds`).
+    Outcome {
+        /// Registered and reported with `complete`.
+        Completed => "completed",
+        /// Reported with `fail` (permanent failure, invalid input, or retries exhausted).
+        Failed => "failed",
+        /// The manager no longer has it (404): dropped without a report.
+        Gone => "gone",
+        /// Could not be processed (undecodable, too many deliveries): moved to the dead-letter stream.
+        DeadLettered => "dead_lettered",
+    }
+);
+
+label_enum!(
+    /// A stage of one task's processing (`stage` label of `pw_task_stage_duration_seconds`).
+    Stage {
+        /// `GET /links/{id}`: loading the task with its credentials.
+        Load => "load",
+        /// `POST /start`.
+        Start => "start",
+        /// The driver (browser automation) run, all attempts included.
+        Register => "register",
+        /// `POST /complete` or `POST /fail`, outbox included.
+        Report => "report",
+    }
+);
+
+label_enum!(
+    /// A manager API endpoint (`endpoint` label).
+    Endpoint {
+        /// `GET /links`.
+        List => "list",
+        /// `GET /links/{id}`.
+        Get => "get",
+        /// `POST /start`.
+        Start => "start",
+        /// `POST /complete`.
+        Complete => "complete",
+        /// `POST /fail`.
+        Fail => "fail",
+    }
+);
+
+label_enum!(
+    /// The class of a manager API response (`status_class` label).
+    StatusClass {
+        /// 200–299.
+        Success => "2xx",
+        /// 300–399.
+        Redirect => "3xx",
+        /// 400–499 (429 and 401/403 included).
+        ClientError => "4xx",
+        /// 500–599.
+        ServerError => "5xx",
+        /// No HTTP response: connection refused or dropped, timeout, undecodable body.
+        Error => "error",
+    }
+);
+
+impl StatusClass {
+    /// The class of an HTTP status, or [`StatusClass::Error`] when there was no response.
+    pub fn of(status: Option<u16>) -> Self {
+        match status {
+            Some(200..=299) => Self::Success,
+            Some(300..=399) => Self::Redirect,
+            Some(400..=499) => Self::ClientError,
+            Some(500..=599) => Self::ServerError,
+            _ => Self::Error,
+        }
+    }
+}
+
+label_enum!(
+    /// Why an attempt failed (`error_class` label of `pw_task_retries_total`, `pw_task_errors_total`).
+    ErrorClass {
+        /// The attempt ran out of time.
+        Timeout => "timeout",
+        /// Network trouble reaching the site or the image.
+        Network => "network",
+        /// The browser crashed or misbehaved.
+        Browser => "browser",
+        /// The site refused (an error shown on the page, a 4xx/5xx from the site).
+        Site => "site",
+        /// The verification mail did not come, or the mailbox refused us.
+        Mail => "mail",
+        /// The task's data is invalid (missing field, no driver for the domain, bad URL).
+        Input => "input",
+        /// The manager API failed.
+        Api => "api",
+        /// Anything else.
+        Other => "other",
+    }
+);
+
+label_enum!(
+    /// Why the browser was restarted (`reason` label of `pw_browser_restarts_total`).
+    RestartReason {
+        /// It crashed or stopped answering.
+        Crash => "crash",
+        /// It ran its quota of tasks.
+        Recycle => "recycle",
+        /// Its memory passed the limit.
+        Memory => "memory",
+    }
+);
+
+label_enum!(
+    /// How a wait for a verification mail ended (`outcome` label of `pw_mail_wait_seconds`).
+    MailOutcome {
+        /// The mail arrived.
+        Found => "found",
+        /// It did not arrive in time.
+        Timeout => "timeout",
+        /// The mailbox could not be read.
+        Error => "error",
+    }
+);
+
+/// The `site` label values (`Site::as_str()` of the task module; this module imports nothing from the crate).
+pub const SITES: [&str; 2] = ["main", "sub"];
+
+/// The `domain` value every domain outside the known list is folded into.
+pub const OTHER_DOMAIN: &str = "other";
+
+/// A `site` label value: `main` or `sub`. Anything else is a caller bug; it is counted as `other` (one
+/// series, not pre-initialised) rather than creating a series per value.
+pub(crate) fn site(value: &str) -> &'static str {
+    match value {
+        "main" => "main",
+        "sub" => "sub",
+        _ => "other",
+    }
+}
+
+/// Normalises a domain the way the label list is normalised: trimmed, lowercase, without `www.` or a port.
+pub(crate) fn normalise_domain(domain: &str) -> String {
+    let d = domain.trim().trim_end_matches('.').to_ascii_lowercase();
+    let d = d.split(':').next().unwrap_or_default();
+    d.strip_prefix("www.").unwrap_or(d).to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_classes_cover_every_code() {
+        assert_eq!(StatusClass::of(Some(204)), StatusClass::Success);
+        assert_eq!(StatusClass::of(Some(429)).as_str(), "4xx");
+        assert_eq!(StatusClass::of(Some(503)).as_str(), "5xx");
+        assert_eq!(StatusClass::of(None).as_str(), "error");
+        assert_eq!(StatusClass::of(Some(99)).as_str(), "error");
+    }
+
+    #[test]
+    fn label_values_are_snake_case() {
+        let all: Vec<&str> = Outcome::ALL
+            .iter()
+            .map(|v| v.as_str())
+            .chain(Stage::ALL.iter().map(|v| v.as_str()))
+            .chain(Endpoint::ALL.iter().map(|v| v.as_str()))
+            .chain(ErrorClass::ALL.iter().map(|v| v.as_str()))
+            .chain(RestartReason::ALL.iter().map(|v| v.as_str()))
+            .chain(MailOutcome::ALL.iter().map(|v| v.as_str()))
+            .collect();
+        for v in all {
+            assert!(v.chars().all(|c| c.is_ascii_lowercase() || c == '_'), "{v}");
+        }
+    }
+
+    #[test]
+    fn domains_normalise_like_the_known_list() {
+        assert_eq!(normalise_domain(" WWW.Anchor.FM:443 "), "anchor.fm");
+        assert_eq!(site("main"), "main");
+        assert_eq!(site("bogus"), "other");
+    }
+}

@@ -1,0 +1,393 @@
+//! Every metric of the fetcher and executor: names (an API, see `docs/metrics.md`), handles on one
+//! per-process [`Registry`], the `/metrics` + health server ([`serve`]) and the Redis stream sampler
+//! ([`run_sampler`]). Imports nothing from the crate: callers pass plain label values or the enums in
+//! [`labels`]. Labels are bounded and every combination exists (at 0) from construction on.
+
+mod health;
+pub mod labels;
+mod names;
+mod sampler;
+mod server;
+
+use std::time::Duration;
+
+use prometheus::{
+    Encoder, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+};
+
+pub use health::{Health, Liveness, Readiness};
+pub use labels::{Endpoint, ErrorClass, MailOutcome, Outcome, RestartReason, Stage, StatusClass};
+pub use names::*;
+pub use sampler::{SamplerSpec, run_sampler, sample_once};
+pub use server::{router, serve};
+
+use labels::{OTHER_DOMAIN, SITES, normalise_domain, site};
+
+/// What a process tells [`Metrics::new`] about itself.
+#[derive(Debug, Clone)]
+pub struct MetricsOptions {
+    /// `fetcher` or `executor` (the `role` label of `pw_build_info`).
+    pub role: &'static str,
+    /// The crate version (`env!("CARGO_PKG_VERSION")`).
+    pub version: &'static str,
+    /// Domains that get their own `domain` label value (main domains and every driver's domains);
+    /// every other domain is counted as `other`.
+    pub domains: Vec<String>,
+    /// How long work may wait without progress before `/healthz` fails.
+    pub stall_after: Duration,
+}
+
+/// Counter families (all `_total`).
+#[derive(Debug)]
+struct Counters {
+    fetched: IntCounterVec,
+    enqueued: IntCounterVec,
+    deduplicated: IntCounterVec,
+    finished: IntCounterVec,
+    failures: IntCounterVec,
+    task_retries: IntCounterVec,
+    api_requests: IntCounterVec,
+    api_retries: IntCounterVec,
+    browser_restarts: IntCounterVec,
+}
+
+/// Histogram families (all `_seconds`).
+#[derive(Debug)]
+struct Histograms {
+    task: HistogramVec,
+    stage: HistogramVec,
+    fetch_to_start: HistogramVec,
+    api: HistogramVec,
+    mail_wait: HistogramVec,
+}
+
+/// Gauges.
+#[derive(Debug)]
+struct Gauges {
+    in_flight: IntGauge,
+    free_slots: IntGauge,
+    stream_length: IntGaugeVec,
+    stream_lag: IntGaugeVec,
+    stream_pending: IntGaugeVec,
+    outbox: IntGauge,
+    browser_contexts: IntGauge,
+    browser_memory: IntGauge,
+    leader: IntGauge,
+    backpressure: IntGauge,
+    api_key_refused: IntGauge,
+    redis_up: IntGauge,
+    manager_up: IntGauge,
+}
+
+/// Every metric handle of one process, plus its [`Health`]. Built once per binary, shared as `Arc<Metrics>`.
+/// Recording never fails and never allocates a new series after construction (unknown values fold).
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    domains: Vec<String>,
+    counters: Counters,
+    histograms: Histograms,
+    gauges: Gauges,
+    health: Health,
+}
+
+impl Metrics {
+    /// Registers every metric (and the process collector on Linux) on a fresh registry and sets every
+    /// label combination to 0.
+    ///
+    /// # Errors
+    /// Only on a programming error in the metric definitions (a duplicate or invalid name).
+    pub fn new(opts: MetricsOptions) -> Result<Self, prometheus::Error> {
+        let registry = Registry::new();
+        let mut domains: Vec<String> = opts.domains.iter().map(|d| normalise_domain(d)).collect();
+        domains.retain(|d| !d.is_empty() && d != OTHER_DOMAIN);
+        domains.sort();
+        domains.dedup();
+        let metrics = Self {
+            counters: names::counters(&registry)?,
+            histograms: names::histograms(&registry)?,
+            gauges: names::gauges(&registry)?,
+            health: Health::new(opts.stall_after),
+            domains,
+            registry,
+        };
+        let info = IntGaugeVec::new(
+            Opts::new(BUILD_INFO, names::BUILD_INFO_HELP),
+            &["role", "version"],
+        )?;
+        info.with_label_values(&[opts.role, opts.version]).set(1);
+        metrics.registry.register(Box::new(info))?;
+        #[cfg(target_os = "linux")]
+        metrics.registry.register(Box::new(
+            prometheus::process_collector::ProcessCollector::for_self(),
+        ))?;
+        metrics.preinitialise();
+        Ok(metrics)
+    }
+
+    fn preinitialise(&self) {
+        let (c, h, g) = (&self.counters, &self.histograms, &self.gauges);
+        let domains: Vec<&str> = self
+            .domains
+            .iter()
+            .map(String::as_str)
+            .chain([OTHER_DOMAIN])
+            .collect();
+        for s in SITES {
+            c.fetched.with_label_values(&[s]);
+            c.deduplicated.with_label_values(&[s]);
+            h.fetch_to_start.with_label_values(&[s]);
+            for d in &domains {
+                c.enqueued.with_label_values(&[s, d]);
+                for o in Outcome::ALL {
+                    c.finished.with_label_values(&[s, d, o.as_str()]);
+                }
+            }
+            for o in Outcome::ALL {
+                h.task.with_label_values(&[s, o.as_str()]);
+            }
+            for st in Stage::ALL {
+                h.stage.with_label_values(&[s, st.as_str()]);
+            }
+            for e in ErrorClass::ALL {
+                c.failures.with_label_values(&[s, e.as_str()]);
+                c.task_retries.with_label_values(&[s, e.as_str()]);
+            }
+            g.stream_lag.with_label_values(&[s]);
+            g.stream_pending.with_label_values(&[s]);
+        }
+        for st in STREAMS {
+            g.stream_length.with_label_values(&[st]);
+        }
+        for e in Endpoint::ALL {
+            h.api.with_label_values(&[e.as_str()]);
+            c.api_retries.with_label_values(&[e.as_str()]);
+            for sc in StatusClass::ALL {
+                c.api_requests.with_label_values(&[e.as_str(), sc.as_str()]);
+            }
+        }
+        for r in RestartReason::ALL {
+            c.browser_restarts.with_label_values(&[r.as_str()]);
+        }
+        for m in MailOutcome::ALL {
+            h.mail_wait.with_label_values(&[m.as_str()]);
+        }
+    }
+
+    /// The registry (for tests and for adding process-specific collectors).
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// Liveness and readiness state.
+    pub fn health(&self) -> &Health {
+        &self.health
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut buf = Vec::new();
+        // Encoding our own well-formed families into a Vec cannot fail.
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut buf);
+        String::from_utf8(buf).unwrap_or_default()
+    }
+
+    /// The `domain` label value of `domain`: itself (normalised) when known, else `other`.
+    pub fn domain_label(&self, domain: &str) -> &str {
+        let d = normalise_domain(domain);
+        match self.domains.binary_search(&d) {
+            Ok(i) => &self.domains[i],
+            Err(_) => OTHER_DOMAIN,
+        }
+    }
+
+    /// A task listed by `GET /links` (`site` is `main` or `sub`).
+    pub fn task_fetched(&self, site_kind: &str) {
+        self.counters
+            .fetched
+            .with_label_values(&[site(site_kind)])
+            .inc();
+    }
+
+    /// A task written to its stream.
+    pub fn task_enqueued(&self, site_kind: &str, domain: &str) {
+        let d = self.domain_label(domain);
+        self.counters
+            .enqueued
+            .with_label_values(&[site(site_kind), d])
+            .inc();
+    }
+
+    /// A listed task skipped because it is already in our hands.
+    pub fn task_deduplicated(&self, site_kind: &str) {
+        self.counters
+            .deduplicated
+            .with_label_values(&[site(site_kind)])
+            .inc();
+    }
+
+    /// A task left our hands; `elapsed` is from claim to ack. Also counts as progress for `/healthz`.
+    pub fn task_finished(
+        &self,
+        site_kind: &str,
+        domain: &str,
+        outcome: Outcome,
+        elapsed: Duration,
+    ) {
+        let (s, d) = (site(site_kind), self.domain_label(domain));
+        self.counters
+            .finished
+            .with_label_values(&[s, d, outcome.as_str()])
+            .inc();
+        self.histograms
+            .task
+            .with_label_values(&[s, outcome.as_str()])
+            .observe(elapsed.as_secs_f64());
+        self.health.record_progress();
+    }
+
+    /// The class of the last error of a task reported with `fail`.
+    pub fn task_failure(&self, site_kind: &str, class: ErrorClass) {
+        self.counters
+            .failures
+            .with_label_values(&[site(site_kind), class.as_str()])
+            .inc();
+    }
+
+    /// A failed attempt that will be tried again.
+    pub fn task_retry(&self, site_kind: &str, class: ErrorClass) {
+        self.counters
+            .task_retries
+            .with_label_values(&[site(site_kind), class.as_str()])
+            .inc();
+    }
+
+    /// Time one stage of a task took.
+    pub fn stage_duration(&self, site_kind: &str, stage: Stage, elapsed: Duration) {
+        let h = self
+            .histograms
+            .stage
+            .with_label_values(&[site(site_kind), stage.as_str()]);
+        h.observe(elapsed.as_secs_f64());
+    }
+
+    /// Time from the fetcher's XADD (the entry's fetch time) to the executor's start of work.
+    pub fn fetch_to_start(&self, site_kind: &str, elapsed: Duration) {
+        let h = self
+            .histograms
+            .fetch_to_start
+            .with_label_values(&[site(site_kind)]);
+        h.observe(elapsed.as_secs_f64());
+    }
+
+    /// Tasks running now and free browser slots.
+    pub fn set_slots(&self, in_flight: usize, free: usize) {
+        self.gauges.in_flight.set(in_flight as i64);
+        self.gauges.free_slots.set(free as i64);
+    }
+
+    /// One manager API request; `status` is `None` when no HTTP response came. Also updates readiness:
+    /// a response under 500 means the manager is reachable, 401/403 means the API key is refused, and a
+    /// 2xx means it is accepted.
+    pub fn api_request(&self, endpoint: Endpoint, status: Option<u16>, elapsed: Duration) {
+        let class = StatusClass::of(status);
+        self.counters
+            .api_requests
+            .with_label_values(&[endpoint.as_str(), class.as_str()])
+            .inc();
+        self.histograms
+            .api
+            .with_label_values(&[endpoint.as_str()])
+            .observe(elapsed.as_secs_f64());
+        self.set_manager_reachable(matches!(status, Some(100..=499)));
+        match status {
+            Some(401 | 403) => self.set_api_key_refused(true),
+            Some(200..=299) => self.set_api_key_refused(false),
+            _ => {}
+        }
+    }
+
+    /// A transient manager API failure about to be retried.
+    pub fn api_retry(&self, endpoint: Endpoint) {
+        self.counters
+            .api_retries
+            .with_label_values(&[endpoint.as_str()])
+            .inc();
+    }
+
+    /// Whether the last Redis command succeeded (readiness and `pw_redis_up`).
+    pub fn set_redis_reachable(&self, up: bool) {
+        self.gauges.redis_up.set(i64::from(up));
+        self.health.set_redis(up);
+    }
+
+    /// Whether the manager answered the last request (readiness and `pw_manager_up`).
+    pub fn set_manager_reachable(&self, up: bool) {
+        self.gauges.manager_up.set(i64::from(up));
+        self.health.set_manager(up);
+    }
+
+    /// Whether the manager refuses our API key (readiness and `pw_api_key_refused`).
+    pub fn set_api_key_refused(&self, refused: bool) {
+        self.gauges.api_key_refused.set(i64::from(refused));
+        self.health.set_api_key_refused(refused);
+    }
+
+    /// Whether this fetcher holds the leader lease.
+    pub fn set_fetcher_leader(&self, leader: bool) {
+        self.gauges.leader.set(i64::from(leader));
+    }
+
+    /// Whether this fetcher stopped pulling because a stream's backlog reached its cap.
+    pub fn set_fetcher_backpressure(&self, paused: bool) {
+        self.gauges.backpressure.set(i64::from(paused));
+    }
+
+    /// The browser was restarted.
+    pub fn browser_restarted(&self, reason: RestartReason) {
+        self.counters
+            .browser_restarts
+            .with_label_values(&[reason.as_str()])
+            .inc();
+    }
+
+    /// Browser contexts open now and the browser's memory (PSS of its process tree, bytes).
+    pub fn set_browser(&self, contexts: usize, memory_bytes: u64) {
+        self.gauges.browser_contexts.set(contexts as i64);
+        self.gauges
+            .browser_memory
+            .set(i64::try_from(memory_bytes).unwrap_or(i64::MAX));
+    }
+
+    /// One wait for a verification mail.
+    pub fn mail_wait(&self, outcome: MailOutcome, elapsed: Duration) {
+        let h = self
+            .histograms
+            .mail_wait
+            .with_label_values(&[outcome.as_str()]);
+        h.observe(elapsed.as_secs_f64());
+    }
+
+    /// One sample of a stream (`stream` is `main`, `sub` or `dead`); lag and pending only for task streams.
+    pub fn set_stream(&self, stream: &str, length: u64, lag_pending: Option<(u64, u64)>) {
+        let s = names::stream_label(stream);
+        let g = &self.gauges;
+        g.stream_length.with_label_values(&[s]).set(clamp(length));
+        if let Some((lag, pending)) = lag_pending {
+            g.stream_lag.with_label_values(&[s]).set(clamp(lag));
+            g.stream_pending.with_label_values(&[s]).set(clamp(pending));
+        }
+    }
+
+    /// Results waiting in the outbox.
+    pub fn set_outbox(&self, entries: u64) {
+        self.gauges.outbox.set(clamp(entries));
+    }
+}
+
+fn clamp(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,294 @@
+//! Metric names (an API: dashboards and alerts use them; `docs/metrics.md` documents each) and the
+//! construction of their families with help text, label names and buckets.
+
+use prometheus::{
+    HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+};
+
+use super::{Counters, Gauges, Histograms};
+
+/// Tasks listed by `GET /links`, by `site`.
+pub const TASKS_FETCHED: &str = "pw_tasks_fetched_total";
+/// Tasks written to a task stream, by `site`, `domain`.
+pub const TASKS_ENQUEUED: &str = "pw_tasks_enqueued_total";
+/// Listed tasks skipped because they were already in our hands, by `site`.
+pub const TASKS_DEDUPLICATED: &str = "pw_tasks_deduplicated_total";
+/// Tasks that left our hands, by `site`, `domain`, `outcome`.
+pub const TASKS_FINISHED: &str = "pw_tasks_finished_total";
+/// Tasks reported with `fail`, by `site` and the `error_class` of their last error.
+pub const TASK_FAILURES: &str = "pw_task_failures_total";
+/// Failed attempts that were retried, by `site`, `error_class`.
+pub const TASK_RETRIES: &str = "pw_task_retries_total";
+/// Claim-to-ack time of a task, by `site`, `outcome`.
+pub const TASK_DURATION: &str = "pw_task_duration_seconds";
+/// Time of one stage of a task, by `site`, `stage`.
+pub const TASK_STAGE_DURATION: &str = "pw_task_stage_duration_seconds";
+/// Time from the fetcher's enqueue to the executor's start of work, by `site`.
+pub const FETCH_TO_START: &str = "pw_fetch_to_start_seconds";
+/// Tasks running in this executor.
+pub const TASKS_IN_FLIGHT: &str = "pw_tasks_in_flight";
+/// Free browser slots in this executor.
+pub const SLOTS_FREE: &str = "pw_slots_free";
+/// Entries in a stream (XLEN), by `stream` (`main`, `sub`, `dead`).
+pub const STREAM_LENGTH: &str = "pw_stream_length";
+/// Entries not yet delivered to the consumer group, by `stream`.
+pub const STREAM_LAG: &str = "pw_stream_lag";
+/// Entries delivered but not yet acknowledged, by `stream`.
+pub const STREAM_PENDING: &str = "pw_stream_pending";
+/// Results waiting in the outbox for the manager to accept their report.
+pub const OUTBOX_ENTRIES: &str = "pw_outbox_entries";
+/// Manager API requests, by `endpoint`, `status_class`.
+pub const API_REQUESTS: &str = "pw_api_requests_total";
+/// Manager API request latency, by `endpoint`.
+pub const API_REQUEST_DURATION: &str = "pw_api_request_duration_seconds";
+/// Manager API requests retried after a transient failure, by `endpoint`.
+pub const API_RETRIES: &str = "pw_api_retries_total";
+/// Browser restarts, by `reason`.
+pub const BROWSER_RESTARTS: &str = "pw_browser_restarts_total";
+/// Browser contexts open now.
+pub const BROWSER_CONTEXTS: &str = "pw_browser_contexts";
+/// Memory of the browser's process tree (sum of PSS), bytes.
+pub const BROWSER_MEMORY: &str = "pw_browser_memory_bytes";
+/// Time spent waiting for a verification mail, by `outcome`.
+pub const MAIL_WAIT: &str = "pw_mail_wait_seconds";
+/// 1 while this fetcher holds the leader lease.
+pub const FETCHER_LEADER: &str = "pw_fetcher_leader";
+/// 1 while this fetcher holds back because a stream's backlog reached its cap.
+pub const FETCHER_BACKPRESSURE: &str = "pw_fetcher_backpressure";
+/// 1 while the manager refuses our API key (401/403).
+pub const API_KEY_REFUSED: &str = "pw_api_key_refused";
+/// 1 when the last Redis command succeeded.
+pub const REDIS_UP: &str = "pw_redis_up";
+/// 1 when the manager answered the last request (any status under 500).
+pub const MANAGER_UP: &str = "pw_manager_up";
+/// Always 1, labelled with `role` and `version`.
+pub const BUILD_INFO: &str = "pw_build_info";
+pub(super) const BUILD_INFO_HELP: &str = "Always 1; labels name the binary's role and version.";
+
+/// The `stream` label values of the stream gauges.
+pub const STREAMS: [&str; 3] = ["main", "sub", "dead"];
+
+/// Every metric family this module registers (process_* families come from the process collector).
+pub const ALL: &[&str] = &[
+    TASKS_FETCHED,
+    TASKS_ENQUEUED,
+    TASKS_DEDUPLICATED,
+    TASKS_FINISHED,
+    TASK_FAILURES,
+    TASK_RETRIES,
+    TASK_DURATION,
+    TASK_STAGE_DURATION,
+    FETCH_TO_START,
+    TASKS_IN_FLIGHT,
+    SLOTS_FREE,
+    STREAM_LENGTH,
+    STREAM_LAG,
+    STREAM_PENDING,
+    OUTBOX_ENTRIES,
+    API_REQUESTS,
+    API_REQUEST_DURATION,
+    API_RETRIES,
+    BROWSER_RESTARTS,
+    BROWSER_CONTEXTS,
+    BROWSER_MEMORY,
+    MAIL_WAIT,
+    FETCHER_LEADER,
+    FETCHER_BACKPRESSURE,
+    API_KEY_REFUSED,
+    REDIS_UP,
+    MANAGER_UP,
+    BUILD_INFO,
+];
+
+const TASK_BUCKETS: &[f64] = &[
+    1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0,
+];
+const STAGE_BUCKETS: &[f64] = &[
+    0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0,
+];
+const QUEUE_BUCKETS: &[f64] = &[
+    0.1, 0.5, 1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600.0, 14400.0, 86400.0,
+];
+const API_BUCKETS: &[f64] = &[
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 15.0,
+];
+const MAIL_BUCKETS: &[f64] = &[1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0, 600.0];
+
+pub(super) fn stream_label(value: &str) -> &'static str {
+    STREAMS.into_iter().find(|s| *s == value).unwrap_or("other")
+}
+
+fn counter(
+    r: &Registry,
+    name: &str,
+    help: &str,
+    labels: &[&str],
+) -> prometheus::Result<IntCounterVec> {
+    let c = IntCounterVec::new(Opts::new(name, help), labels)?;
+    r.register(Box::new(c.clone()))?;
+    Ok(c)
+}
+
+fn histogram(
+    r: &Registry,
+    (name, help): (&str, &str),
+    labels: &[&str],
+    buckets: &[f64],
+) -> prometheus::Result<HistogramVec> {
+    let opts = HistogramOpts::new(name, help).buckets(buckets.to_vec());
+    let h = HistogramVec::new(opts, labels)?;
+    r.register(Box::new(h.clone()))?;
+    Ok(h)
+}
+
+fn gauge(r: &Registry, name: &str, help: &str) -> prometheus::Result<IntGauge> {
+    let g = IntGauge::new(name, help)?;
+    r.register(Box::new(g.clone()))?;
+    Ok(g)
+}
+
+fn gauge_vec(
+    r: &Registry,
+    name: &str,
+    help: &str,
+    labels: &[&str],
+) -> prometheus::Result<IntGaugeVec> {
+    let g = IntGaugeVec::new(Opts::new(name, help), labels)?;
+    r.register(Box::new(g.clone()))?;
+    Ok(g)
+}
+
+pub(super) fn counters(r: &Registry) -> prometheus::Result<Counters> {
+    Ok(Counters {
+        fetched: counter(r, TASKS_FETCHED, "Tasks listed by GET /links.", &["site"])?,
+        enqueued: counter(
+            r,
+            TASKS_ENQUEUED,
+            "Tasks written to a task stream.",
+            &["site", "domain"],
+        )?,
+        deduplicated: counter(
+            r,
+            TASKS_DEDUPLICATED,
+            "Listed tasks skipped: already in our hands.",
+            &["site"],
+        )?,
+        finished: counter(
+            r,
+            TASKS_FINISHED,
+            "Tasks that left our hands.",
+            &["site", "domain", "outcome"],
+        )?,
+        failures: counter(
+            r,
+            TASK_FAILURES,
+            "Tasks reported failed, by last error class.",
+            &["site", "error_class"],
+        )?,
+        task_retries: counter(
+            r,
+            TASK_RETRIES,
+            "Failed task attempts that were retried.",
+            &["site", "error_class"],
+        )?,
+        api_requests: counter(
+            r,
+            API_REQUESTS,
+            "Manager API requests.",
+            &["endpoint", "status_class"],
+        )?,
+        api_retries: counter(
+            r,
+            API_RETRIES,
+            "Manager API requests retried.",
+            &["endpoint"],
+        )?,
+        browser_restarts: counter(r, BROWSER_RESTARTS, "Browser restarts.", &["reason"])?,
+    })
+}
+
+pub(super) fn histograms(r: &Registry) -> prometheus::Result<Histograms> {
+    Ok(Histograms {
+        task: histogram(
+            r,
+            (TASK_DURATION, "Claim-to-ack time of a task."),
+            &["site", "outcome"],
+            TASK_BUCKETS,
+        )?,
+        stage: histogram(
+            r,
+            (TASK_STAGE_DURATION, "Time of one stage of a task."),
+            &["site", "stage"],
+            STAGE_BUCKETS,
+        )?,
+        fetch_to_start: histogram(
+            r,
+            (
+                FETCH_TO_START,
+                "Time from enqueue by the fetcher to start of work.",
+            ),
+            &["site"],
+            QUEUE_BUCKETS,
+        )?,
+        api: histogram(
+            r,
+            (API_REQUEST_DURATION, "Manager API request latency."),
+            &["endpoint"],
+            API_BUCKETS,
+        )?,
+        mail_wait: histogram(
+            r,
+            (MAIL_WAIT, "Time waiting for a verification mail."),
+            &["outcome"],
+            MAIL_BUCKETS,
+        )?,
+    })
+}
+
+pub(super) fn gauges(r: &Registry) -> prometheus::Result<Gauges> {
+    Ok(Gauges {
+        in_flight: gauge(r, TASKS_IN_FLIGHT, "Tasks running in this executor.")?,
+        free_slots: gauge(r, SLOTS_FREE, "Free browser slots in this executor.")?,
+        stream_length: gauge_vec(r, STREAM_LENGTH, "Entries in a stream (XLEN).", &["stream"])?,
+        stream_lag: gauge_vec(
+            r,
+            STREAM_LAG,
+            "Entries not yet delivered to the group.",
+            &["stream"],
+        )?,
+        stream_pending: gauge_vec(
+            r,
+            STREAM_PENDING,
+            "Entries delivered, not yet acknowledged.",
+            &["stream"],
+        )?,
+        outbox: gauge(r, OUTBOX_ENTRIES, "Results waiting in the outbox.")?,
+        browser_contexts: gauge(r, BROWSER_CONTEXTS, "Browser contexts open now.")?,
+        browser_memory: gauge(
+            r,
+            BROWSER_MEMORY,
+            "Browser process tree memory (PSS), bytes.",
+        )?,
+        leader: gauge(
+            r,
+            FETCHER_LEADER,
+            "1 while this fetcher holds the leader lease.",
+        )?,
+        backpressure: gauge(
+            r,
+            FETCHER_BACKPRESSURE,
+            "1 while the fetcher holds back on a full backlog.",
+        )?,
+        api_key_refused: gauge(
+            r,
+            API_KEY_REFUSED,
+            "1 while the manager refuses the API key.",
+        )?,
+        redis_up: gauge(r, REDIS_UP, "1 when the last Redis command succeeded.")?,
+        manager_up: gauge(
+            r,
+            MANAGER_UP,
+            "1 when the manager answered the last request.",
+        )?,
+    })
+}
