@@ -7,6 +7,7 @@
 //! - [`config`]: `PW_*` environment variables into typed per-role sections.
 //! - [`task_api`]: the manager API client and its error classification.
 //! - [`driver`]: the `Driver` trait the executor runs tasks through.
+//! - [`executor`]: claims entries, runs drivers, reports back; bounded, drained on SIGTERM.
 //! - [`streams`]: Redis key layout and stream operations.
 //! - [`outbox`]: finished results, encrypted, kept until the manager accepts their report.
 //! - [`metrics`]: Prometheus metrics, `/metrics` `/healthz` `/readyz`, and the stream-depth sampler.
@@ -14,8 +15,9 @@
 
 pub mod config;
 pub mod driver;
-pub mod outbox;
+pub mod executor;
 pub mod metrics;
+pub mod outbox;
 pub mod shutdown;
 pub mod streams;
 pub mod task;

@@ -12,7 +12,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
 use crate::config::OutboxKey;
-use crate::streams::StreamKeys;
+use crate::streams::{GROUP, StreamKeys};
 use crate::task::{Registration, Site, TaskId};
 
 const NONCE_LEN: usize = 12;
@@ -57,6 +57,8 @@ pub struct OutboxRecord {
     pub task_id: TaskId,
     /// Main or sub.
     pub site: Site,
+    /// The stream entry the task came in (acked with the record's removal by [`Outbox::finish`]).
+    pub entry_id: Option<String>,
     /// Normalised platform domain (for metrics).
     pub domain: String,
     /// Driver attempts made.
@@ -71,6 +73,7 @@ pub struct OutboxRecord {
 #[derive(Serialize, Deserialize)]
 struct Stored {
     site: Site,
+    entry_id: Option<String>,
     domain: String,
     attempts: u32,
     finished_at_ms: u64,
@@ -210,6 +213,37 @@ impl Outbox {
         Ok(())
     }
 
+    /// Forgets a task reported from the outbox alone, in one MULTI: acks and deletes its stream entry (if
+    /// still there, e.g. left by an executor that died after writing the record), and deletes its record,
+    /// inflight marker and report lock. So a later reclaim of the entry cannot run the task again.
+    ///
+    /// # Errors
+    /// [`OutboxError::Unavailable`].
+    pub async fn finish(&self, record: &OutboxRecord) -> Result<(), OutboxError> {
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        if let Some(entry_id) = &record.entry_id {
+            let stream = self.keys.tasks(record.site);
+            pipe.cmd("XACK")
+                .arg(&stream)
+                .arg(GROUP)
+                .arg(entry_id)
+                .ignore();
+            pipe.cmd("XDEL").arg(&stream).arg(entry_id).ignore();
+        }
+        let id = &record.task_id;
+        pipe.cmd("DEL")
+            .arg(self.keys.outbox(id))
+            .arg(self.keys.inflight(id))
+            .arg(self.lock_key(id))
+            .ignore();
+        let () = pipe
+            .query_async(&mut self.conn.clone())
+            .await
+            .map_err(OutboxError::Unavailable)?;
+        Ok(())
+    }
+
     /// Ids of every task with a record waiting (SCAN over `<prefix>:outbox:*`).
     ///
     /// # Errors
@@ -294,6 +328,7 @@ fn to_stored(r: &OutboxRecord) -> Stored {
     let secret = |s: &Option<SecretString>| s.as_ref().map(|v| v.expose_secret().to_owned());
     let mut s = Stored {
         site: r.site,
+        entry_id: r.entry_id.clone(),
         domain: r.domain.clone(),
         attempts: r.attempts,
         finished_at_ms: r.finished_at_ms,
@@ -346,6 +381,7 @@ fn from_stored(task_id: TaskId, s: Stored) -> OutboxRecord {
     OutboxRecord {
         task_id,
         site: s.site,
+        entry_id: s.entry_id,
         domain: s.domain,
         attempts: s.attempts,
         finished_at_ms: s.finished_at_ms,

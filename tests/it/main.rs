@@ -4,8 +4,8 @@
 
 mod helpers;
 mod layering;
-mod outbox;
 mod metrics;
+mod outbox;
 mod producer;
 mod readme;
 mod smoke;

@@ -26,6 +26,7 @@ fn record(id: &str) -> OutboxRecord {
     OutboxRecord {
         task_id: TaskId::parse(id).unwrap(),
         site: Site::Main,
+        entry_id: Some("1-0".into()),
         domain: "a.test".into(),
         attempts: 2,
         finished_at_ms: 7,
