@@ -5,6 +5,7 @@
 mod helpers;
 mod layering;
 mod metrics;
+mod monitoring;
 mod producer;
 mod readme;
 mod smoke;
