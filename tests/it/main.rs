@@ -2,6 +2,7 @@
 
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
+mod browser_pool;
 mod helpers;
 mod layering;
 mod metrics;

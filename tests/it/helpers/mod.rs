@@ -72,5 +72,6 @@ where
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+pub mod browser;
 
 pub mod scripted_http;
