@@ -2,10 +2,14 @@
 //! `PW_CONFIG_FILE`), parsed once into typed per-role sections and validated at start-up. The only module that
 //! reads the environment. Secrets may also come from `<NAME>_FILE`; none can be given on the command line.
 
+mod browser;
+mod mail;
 mod sections;
 mod simulator;
 mod source;
 
+pub use browser::*;
+pub use mail::*;
 pub use sections::*;
 pub use simulator::*;
 pub use source::{ConfigError, Source};
@@ -73,5 +77,8 @@ pub fn handle_args(binary: &str, role: Role, about: &str) -> Result<(), ConfigEr
 
 /// Every documented variable of every binary.
 pub fn all_vars() -> impl Iterator<Item = &'static Var> {
-    VARS.iter().chain(SIMULATOR_VARS.iter())
+    VARS.iter()
+        .chain(SIMULATOR_VARS.iter())
+        .chain(BROWSER_VARS.iter())
+        .chain(MAIL_VARS.iter())
 }

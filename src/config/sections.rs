@@ -780,6 +780,8 @@ pub struct ExecutorConfig {
     pub executor: ExecutorSettings,
     /// Metrics endpoint.
     pub metrics: MetricsSettings,
+    /// Browser pool and recipe runner.
+    pub browser: super::BrowserSettings,
 }
 
 impl ExecutorConfig {
@@ -794,7 +796,15 @@ impl ExecutorConfig {
             api: ApiSettings::from_source(src)?,
             executor: ExecutorSettings::from_source(src)?,
             metrics: MetricsSettings::from_source(src, Role::Executor)?,
+            browser: super::BrowserSettings::from_source(src)?,
         };
+        // The recipe must end first, so a timed-out run still saves its failure artifacts.
+        if c.browser.recipe_timeout >= c.executor.task_timeout {
+            return Err(ConfigError::Invalid {
+                var: super::browser_vars::RECIPE_TIMEOUT_SECS.name,
+                reason: format!("must be under {}", TASK_TIMEOUT_SECS.name),
+            });
+        }
         // A task may legitimately run this long without anything finishing.
         if c.metrics.stall_after <= c.executor.task_timeout {
             return Err(ConfigError::Invalid {

@@ -20,6 +20,11 @@ macro_rules! label_enum {
                     $($name::$variant => $text),+
                 }
             }
+
+            /// The value whose label is `label`, if any.
+            pub fn from_label(label: &str) -> Option<Self> {
+                Self::ALL.iter().copied().find(|v| v.as_str() == label)
+            }
         }
     };
 }
@@ -69,30 +74,31 @@ label_enum!(
 );
 
 label_enum!(
-    /// The class of a manager API response (`status_class` label).
+    /// The class of a manager API response (`status_class` label); the same values as
+    /// `task_api::StatusClass::as_str`.
     StatusClass {
         /// 200–299.
         Success => "2xx",
-        /// 300–399.
-        Redirect => "3xx",
         /// 400–499 (429 and 401/403 included).
         ClientError => "4xx",
         /// 500–599.
         ServerError => "5xx",
-        /// No HTTP response: connection refused or dropped, timeout, undecodable body.
-        Error => "error",
+        /// 1xx and 3xx.
+        Other => "other",
+        /// No HTTP answer: connection refused or dropped, timeout.
+        NoAnswer => "none",
     }
 );
 
 impl StatusClass {
-    /// The class of an HTTP status, or [`StatusClass::Error`] when there was no response.
+    /// The class of an HTTP status, or [`StatusClass::NoAnswer`] when there was no response.
     pub fn of(status: Option<u16>) -> Self {
         match status {
             Some(200..=299) => Self::Success,
-            Some(300..=399) => Self::Redirect,
             Some(400..=499) => Self::ClientError,
             Some(500..=599) => Self::ServerError,
-            _ => Self::Error,
+            Some(_) => Self::Other,
+            None => Self::NoAnswer,
         }
     }
 }
@@ -175,8 +181,14 @@ mod tests {
         assert_eq!(StatusClass::of(Some(204)), StatusClass::Success);
         assert_eq!(StatusClass::of(Some(429)).as_str(), "4xx");
         assert_eq!(StatusClass::of(Some(503)).as_str(), "5xx");
-        assert_eq!(StatusClass::of(None).as_str(), "error");
-        assert_eq!(StatusClass::of(Some(99)).as_str(), "error");
+        assert_eq!(StatusClass::of(None).as_str(), "none");
+        assert_eq!(StatusClass::of(Some(302)).as_str(), "other");
+        assert_eq!(
+            StatusClass::from_label("5xx"),
+            Some(StatusClass::ServerError)
+        );
+        assert_eq!(Endpoint::from_label("complete"), Some(Endpoint::Complete));
+        assert_eq!(Endpoint::from_label("bogus"), None);
     }
 
     #[test]

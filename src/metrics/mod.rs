@@ -290,21 +290,44 @@ impl Metrics {
     /// a response under 500 means the manager is reachable, 401/403 means the API key is refused, and a
     /// 2xx means it is accepted.
     pub fn api_request(&self, endpoint: Endpoint, status: Option<u16>, elapsed: Duration) {
-        let class = StatusClass::of(status);
-        self.counters
-            .api_requests
-            .with_label_values(&[endpoint.as_str(), class.as_str()])
-            .inc();
-        self.histograms
-            .api
-            .with_label_values(&[endpoint.as_str()])
-            .observe(elapsed.as_secs_f64());
-        self.set_manager_reachable(matches!(status, Some(100..=499)));
+        self.api_class(endpoint, StatusClass::of(status), elapsed);
         match status {
             Some(401 | 403) => self.set_api_key_refused(true),
             Some(200..=299) => self.set_api_key_refused(false),
             _ => {}
         }
+    }
+
+    /// One manager API request given by label strings, as `task_api`'s observer reports it
+    /// (`endpoint.as_str()`, `status_class.as_str()`): counts it, times it and sets manager reachability
+    /// (`5xx`/`none` mean unreachable). A `2xx` also clears the API-key refusal; a refusal itself must be
+    /// reported with [`Metrics::set_api_key_refused`] since the class does not tell 401 from 404.
+    /// Unknown strings are ignored.
+    pub fn api_observed(&self, endpoint: &str, status_class: &str, elapsed: Duration) {
+        let (Some(e), Some(c)) = (
+            Endpoint::from_label(endpoint),
+            StatusClass::from_label(status_class),
+        ) else {
+            return;
+        };
+        self.api_class(e, c, elapsed);
+        if c == StatusClass::Success {
+            self.set_api_key_refused(false);
+        }
+    }
+
+    fn api_class(&self, endpoint: Endpoint, class: StatusClass, elapsed: Duration) {
+        let e = endpoint.as_str();
+        self.counters
+            .api_requests
+            .with_label_values(&[e, class.as_str()])
+            .inc();
+        self.histograms
+            .api
+            .with_label_values(&[e])
+            .observe(elapsed.as_secs_f64());
+        let reachable = !matches!(class, StatusClass::ServerError | StatusClass::NoAnswer);
+        self.set_manager_reachable(reachable);
     }
 
     /// A transient manager API failure about to be retried.

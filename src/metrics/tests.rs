@@ -125,7 +125,14 @@ fn api_responses_drive_readiness_and_the_key_gauge() {
     assert!(m.health().readiness().is_ready());
     let text = m.render();
     assert!(text.contains(r#"pw_api_requests_total{endpoint="list",status_class="4xx"} 1"#));
-    assert!(text.contains(r#"pw_api_requests_total{endpoint="list",status_class="error"} 1"#));
+    assert!(text.contains(r#"pw_api_requests_total{endpoint="list",status_class="none"} 1"#));
+    m.api_observed("start", "5xx", Duration::from_millis(5));
+    assert!(!m.health().readiness().is_ready());
+    m.api_observed("start", "2xx", Duration::from_millis(5));
+    m.api_observed("bogus", "2xx", Duration::from_millis(5));
+    assert!(m.health().readiness().is_ready());
+    let text = m.render();
+    assert!(text.contains(r#"pw_api_requests_total{endpoint="start",status_class="2xx"} 1"#));
     assert!(text.contains("pw_api_key_refused 0") && text.contains("pw_manager_up 1"));
 }
 

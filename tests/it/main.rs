@@ -2,12 +2,15 @@
 
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
+mod browser_pool;
 mod helpers;
 mod layering;
 mod metrics;
 mod outbox;
+mod monitoring;
 mod producer;
 mod readme;
+mod simulator;
 mod smoke;
 mod streams;
 mod task_api;

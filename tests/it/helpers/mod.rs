@@ -2,6 +2,7 @@
 
 #![allow(dead_code)]
 
+pub mod monitoring;
 pub mod streams;
 
 use std::future::Future;
@@ -71,5 +72,6 @@ where
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+pub mod browser;
 
 pub mod scripted_http;

@@ -1,0 +1,458 @@
+//! Verification mail over IMAP (TLS): [`Mailbox::wait_for`] polls a task's inbox and spam folder until a
+//! message from the expected sender/subject/recipient that arrived after the task started shows up, and
+//! extracts a link or a code from it by a regular expression. A message is never used twice in this process.
+//! It does not send mail, and knows nothing about sites or recipes.
+
+mod imap;
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use mail_parser::{Message, MessageParser};
+use regex::Regex;
+use secrecy::{ExposeSecret, SecretString};
+use tokio::time::Instant;
+use tokio_rustls::TlsConnector;
+
+use crate::config::MailSettings;
+use imap::Session;
+
+/// The mailbox to read: the task's email and its (app) password.
+#[derive(Debug, Clone)]
+pub struct MailLogin {
+    /// IMAP user name, normally the task's email address.
+    pub user: String,
+    /// Password or app password; whitespace is removed (Gmail shows app passwords in groups of four).
+    pub password: SecretString,
+}
+
+/// Which message to wait for and what to take from it. Text filters are case-insensitive substrings.
+#[derive(Debug, Clone)]
+pub struct MailQuery {
+    /// Part of the sender's address or display name.
+    pub from: Option<String>,
+    /// Part of the subject.
+    pub subject: Option<String>,
+    /// Part of a recipient address (To, Cc, Delivered-To, X-Original-To).
+    pub to: Option<String>,
+    /// Only messages that arrived at this time or later (whole seconds) count: normally the task's start.
+    pub since: SystemTime,
+    /// What to extract: the first capture group if the pattern has one, else the whole match. Searched in
+    /// the plain-text parts first, then in the HTML source.
+    pub pattern: Regex,
+}
+
+/// A message that matched, and the value extracted from it. `Debug` hides the value.
+#[derive(Clone)]
+pub struct MailMatch {
+    /// The extracted link or code.
+    pub value: String,
+    /// Folder it was found in, e.g. `INBOX` or `Junk`.
+    pub folder: String,
+    /// Its UID in that folder.
+    pub uid: u32,
+    /// Its Message-ID, when it has one.
+    pub message_id: Option<String>,
+    /// Its subject.
+    pub subject: String,
+    /// When it arrived (INTERNALDATE, else the Date header).
+    pub received: SystemTime,
+}
+
+impl std::fmt::Debug for MailMatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MailMatch")
+            .field("value", &"<redacted>")
+            .field("folder", &self.folder)
+            .field("uid", &self.uid)
+            .field("message_id", &self.message_id)
+            .field("subject", &self.subject)
+            .finish()
+    }
+}
+
+/// Why no value was found. Messages never contain the password.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum MailError {
+    /// The server refused the user name or password (permanent: retrying will not help).
+    #[error("mailbox login refused ({0})")]
+    LoginRefused(String),
+    /// The deadline passed without a matching message.
+    #[error("no matching mail arrived within {waited:?} (searched {folders})")]
+    Timeout {
+        /// How long it waited.
+        waited: Duration,
+        /// The folders searched.
+        folders: String,
+    },
+    /// Connection, TLS or protocol failure (transient).
+    #[error("mailbox unreachable: {0}")]
+    Network(String),
+    /// Bad settings, such as an unreadable CA file (permanent).
+    #[error("mailbox configuration: {0}")]
+    Config(String),
+}
+
+impl MailError {
+    /// Whether retrying the task cannot help: a refused login or bad settings. Network failures and a
+    /// timeout (the mail may still come, or come on a new attempt) are transient.
+    pub fn is_permanent(&self) -> bool {
+        matches!(self, MailError::LoginRefused(_) | MailError::Config(_))
+    }
+}
+
+/// What this process has already used: keys `(user, folder, uidvalidity, uid)` and `(user, message-id)`.
+#[derive(Default)]
+struct Used {
+    uids: HashSet<(String, String, u32, u32)>,
+    message_ids: HashSet<(String, String)>,
+}
+
+/// Reads verification mail; one per executor, shared by its tasks (cheap to clone).
+#[derive(Clone)]
+pub struct Mailbox {
+    settings: MailSettings,
+    tls: TlsConnector,
+    used: Arc<Mutex<Used>>,
+}
+
+impl std::fmt::Debug for Mailbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Mailbox")
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+/// State of one `wait_for` call.
+struct Search<'a> {
+    user: String,
+    query: &'a MailQuery,
+    folders: Vec<String>,
+    /// Messages already looked at in this call: `(folder, uidvalidity, uid)`.
+    checked: HashSet<(String, u32, u32)>,
+}
+
+impl Mailbox {
+    /// Prepares the TLS client (system roots plus `settings.ca_file`).
+    ///
+    /// # Errors
+    /// [`MailError::Config`] when the CA file cannot be used.
+    pub fn new(settings: &MailSettings) -> Result<Self, MailError> {
+        Ok(Self {
+            settings: settings.clone(),
+            tls: imap::tls_connector(settings)?,
+            used: Arc::default(),
+        })
+    }
+
+    /// Polls the inbox and the spam folder every `poll_interval` until a message matches `query`, and
+    /// returns the value extracted from it; the message is then remembered as used (and marked `\Seen` when
+    /// configured), so no later call returns it again.
+    ///
+    /// # Errors
+    /// [`MailError::LoginRefused`] at once when the credentials are refused; [`MailError::Timeout`] at the
+    /// deadline; [`MailError::Network`] at the deadline when the server could not be reached meanwhile.
+    pub async fn wait_for(
+        &self,
+        login: &MailLogin,
+        query: &MailQuery,
+        deadline: Instant,
+    ) -> Result<MailMatch, MailError> {
+        let started = Instant::now();
+        let mut search = Search {
+            user: login.user.trim().to_ascii_lowercase(),
+            query,
+            folders: Vec::new(),
+            checked: HashSet::new(),
+        };
+        let mut session: Option<Session> = None;
+        let mut last_error = None;
+        loop {
+            let attempt = self.attempt(&mut session, login, &mut search);
+            match tokio::time::timeout_at(deadline, attempt).await {
+                Ok(Ok(Some(found))) => {
+                    self.logout(session).await;
+                    return Ok(found);
+                }
+                Ok(Ok(None)) => last_error = None,
+                Ok(Err(e)) if e.is_permanent() => return Err(e),
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "mailbox search failed; will retry");
+                    session = None;
+                    last_error = Some(e);
+                }
+                Err(_) => break,
+            }
+            if Instant::now() + self.settings.poll_interval >= deadline {
+                break;
+            }
+            tokio::time::sleep(self.settings.poll_interval).await;
+        }
+        self.logout(session).await;
+        Err(last_error.unwrap_or_else(|| MailError::Timeout {
+            waited: started.elapsed(),
+            folders: if search.folders.is_empty() {
+                "nothing".into()
+            } else {
+                search.folders.join(", ")
+            },
+        }))
+    }
+
+    /// One poll: log in when needed, then search every folder.
+    async fn attempt(
+        &self,
+        session: &mut Option<Session>,
+        login: &MailLogin,
+        search: &mut Search<'_>,
+    ) -> Result<Option<MailMatch>, MailError> {
+        let t = self.settings.timeout;
+        let s = match session {
+            Some(s) => s,
+            None => {
+                let password: String = login
+                    .password
+                    .expose_secret()
+                    .chars()
+                    .filter(|c| !c.is_whitespace())
+                    .collect();
+                let mut s =
+                    imap::login(&self.settings, &self.tls, login.user.trim(), &password).await?;
+                search.folders = imap::search_folders(&mut s, t).await?;
+                session.insert(s)
+            }
+        };
+        imap::drain(s);
+        for folder in search.folders.clone() {
+            if let Some(found) = self.search_folder(s, search, &folder).await? {
+                return Ok(Some(found));
+            }
+        }
+        Ok(None)
+    }
+
+    async fn search_folder(
+        &self,
+        s: &mut Session,
+        search: &mut Search<'_>,
+        folder: &str,
+    ) -> Result<Option<MailMatch>, MailError> {
+        let t = self.settings.timeout;
+        let skip = |validity: u32, uid: u32| {
+            search.checked.contains(&(folder.to_owned(), validity, uid))
+                || self.lock().uids.contains(&(
+                    search.user.clone(),
+                    folder.to_owned(),
+                    validity,
+                    uid,
+                ))
+        };
+        let (validity, messages) =
+            imap::fetch_recent(s, t, folder, search.query.since, skip).await?;
+        for m in messages {
+            search.checked.insert((folder.to_owned(), validity, m.uid));
+            let Some(mut found) = evaluate(&m, search.query) else {
+                continue;
+            };
+            if !self.claim(&search.user, folder, validity, &found) {
+                continue;
+            }
+            if self.settings.mark_seen {
+                // Best effort: the message is already remembered as used.
+                if let Err(e) = imap::mark_seen(s, t, m.uid).await {
+                    tracing::debug!(error = %e, "could not mark a verification mail seen");
+                }
+            }
+            found.folder = folder.to_owned();
+            return Ok(Some(found));
+        }
+        Ok(None)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Used> {
+        self.used
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Records a message as used; false when this process used it before (by UID or Message-ID).
+    fn claim(&self, user: &str, folder: &str, validity: u32, found: &MailMatch) -> bool {
+        let mut used = self.lock();
+        let uid_key = (user.to_owned(), folder.to_owned(), validity, found.uid);
+        let id_key = found
+            .message_id
+            .as_ref()
+            .map(|id| (user.to_owned(), id.clone()));
+        if used.uids.contains(&uid_key)
+            || id_key
+                .as_ref()
+                .is_some_and(|k| used.message_ids.contains(k))
+        {
+            return false;
+        }
+        used.uids.insert(uid_key);
+        if let Some(k) = id_key {
+            used.message_ids.insert(k);
+        }
+        true
+    }
+
+    async fn logout(&self, session: Option<Session>) {
+        if let Some(mut s) = session {
+            let _ = tokio::time::timeout(Duration::from_secs(2), s.logout()).await;
+        }
+    }
+}
+
+/// Whether `m` matches the query, and if so the value extracted from it (folder left empty).
+fn evaluate(m: &imap::Fetched, query: &MailQuery) -> Option<MailMatch> {
+    let message = MessageParser::default().parse(&m.raw)?;
+    let received = m
+        .internal_date
+        .or_else(|| message.date().and_then(|d| imap::unix(d.to_timestamp())))?;
+    let since_secs = query
+        .since
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs();
+    if received < UNIX_EPOCH + Duration::from_secs(since_secs) {
+        return None;
+    }
+    let subject = message.subject().unwrap_or_default().to_owned();
+    let ok = query
+        .from
+        .as_deref()
+        .is_none_or(|f| from_matches(&message, f))
+        && query
+            .subject
+            .as_deref()
+            .is_none_or(|s| contains_ci(&subject, s))
+        && query.to.as_deref().is_none_or(|t| to_matches(&message, t));
+    if !ok {
+        return None;
+    }
+    Some(MailMatch {
+        value: extract(&message, &query.pattern)?,
+        folder: String::new(),
+        uid: m.uid,
+        message_id: message.message_id().map(str::to_owned),
+        subject,
+        received,
+    })
+}
+
+fn contains_ci(haystack: &str, needle: &str) -> bool {
+    haystack
+        .to_lowercase()
+        .contains(&needle.trim().to_lowercase())
+}
+
+fn from_matches(message: &Message<'_>, needle: &str) -> bool {
+    message.from().is_some_and(|from| {
+        from.iter().any(|a| {
+            a.address().is_some_and(|x| contains_ci(x, needle))
+                || a.name().is_some_and(|x| contains_ci(x, needle))
+        })
+    })
+}
+
+fn to_matches(message: &Message<'_>, needle: &str) -> bool {
+    let listed = message
+        .all_to()
+        .chain(message.all_cc())
+        .flat_map(|a| a.iter())
+        .filter_map(|a| a.address())
+        .any(|x| contains_ci(x, needle));
+    listed
+        || ["Delivered-To", "X-Original-To"].iter().any(|h| {
+            message
+                .header_raw(*h)
+                .is_some_and(|x| contains_ci(x, needle))
+        })
+}
+
+/// The pattern's value from the plain-text parts, else from the HTML source (entities `&amp;` decoded).
+fn extract(message: &Message<'_>, pattern: &Regex) -> Option<String> {
+    let pick = |text: &str| {
+        pattern
+            .captures(text)
+            .and_then(|c| c.get(1).or_else(|| c.get(0)).map(|m| m.as_str().to_owned()))
+    };
+    let from_text = message
+        .text_bodies()
+        .filter(|p| !p.is_text_html())
+        .filter_map(|p| p.text_contents())
+        .find_map(pick);
+    from_text.or_else(|| {
+        message
+            .html_bodies()
+            .filter_map(|p| p.text_contents())
+            .find_map(|html| pick(html).map(|v| v.replace("&amp;", "&")))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fetched(raw: &str, secs: u64) -> imap::Fetched {
+        imap::Fetched {
+            uid: 7,
+            internal_date: Some(UNIX_EPOCH + Duration::from_secs(secs)),
+            raw: raw.as_bytes().to_vec(),
+        }
+    }
+
+    fn query(pattern: &str) -> MailQuery {
+        MailQuery {
+            from: Some("noreply@demo".into()),
+            subject: Some("verify".into()),
+            to: Some("alice@example.org".into()),
+            since: UNIX_EPOCH + Duration::from_millis(1_000_500),
+            pattern: Regex::new(pattern).unwrap(),
+        }
+    }
+
+    const ALTERNATIVE: &str = "From: Demo <noreply@demo.test>\r\nTo: Alice@Example.org\r\n\
+        Subject: Please VERIFY\r\nMessage-ID: <m1@demo>\r\nMIME-Version: 1.0\r\n\
+        Content-Type: multipart/alternative; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\n\
+        Your code is 482913.\r\n--b\r\nContent-Type: text/html\r\n\r\n\
+        <p>Code <b>111111</b> <a href=\"https://demo.test/v?a=1&amp;b=2\">go</a></p>\r\n--b--\r\n";
+
+    #[test]
+    fn code_comes_from_the_text_part_and_link_from_html() {
+        let m = evaluate(&fetched(ALTERNATIVE, 1_000), &query(r"\b(\d{6})\b")).unwrap();
+        assert_eq!(m.value, "482913");
+        assert_eq!(m.message_id.as_deref(), Some("m1@demo"));
+        let m = evaluate(&fetched(ALTERNATIVE, 1_000), &query(r#"href="([^"]+)""#)).unwrap();
+        assert_eq!(m.value, "https://demo.test/v?a=1&b=2");
+        assert!(!format!("{m:?}").contains("demo.test/v"));
+    }
+
+    #[test]
+    fn filters_and_since_are_applied_precisely() {
+        // Arrived in the same second as `since` (whole seconds compare): counts; a second earlier: not.
+        assert!(evaluate(&fetched(ALTERNATIVE, 1_000), &query(r"\d{6}")).is_some());
+        assert!(evaluate(&fetched(ALTERNATIVE, 999), &query(r"\d{6}")).is_none());
+        let mut q = query(r"\d{6}");
+        q.from = Some("someone-else".into());
+        assert!(evaluate(&fetched(ALTERNATIVE, 1_000), &q).is_none());
+        let mut q = query(r"\d{6}");
+        q.to = Some("bob@example.org".into());
+        assert!(evaluate(&fetched(ALTERNATIVE, 1_000), &q).is_none());
+        assert!(evaluate(&fetched(ALTERNATIVE, 1_000), &query(r"nomatch\d{9}")).is_none());
+    }
+
+    #[test]
+    fn errors_classify_and_debug_hides_password() {
+        assert!(MailError::LoginRefused("x".into()).is_permanent());
+        assert!(!MailError::Network("x".into()).is_permanent());
+        let login = MailLogin {
+            user: "a@b".into(),
+            password: SecretString::from("abcd efgh ijkl mnop"),
+        };
+        assert!(!format!("{login:?}").contains("abcd"));
+    }
+}
