@@ -6,6 +6,7 @@
 
 mod failure;
 mod report;
+mod service;
 mod synthetic;
 mod validate;
 mod work;
@@ -28,6 +29,7 @@ use crate::streams::consumer::{Claimed, Consumer};
 use crate::task_api::{ApiError, ApiRequest, TaskApiClient};
 
 pub use failure::{Failure, ReportFate, error_class};
+pub use service::{ServiceError, run_service};
 pub use synthetic::{SyntheticDriver, drivers_from_config};
 pub use validate::{validate_registration, validate_task};
 

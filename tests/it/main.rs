@@ -3,11 +3,12 @@
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
 mod browser_pool;
+mod executor;
 mod helpers;
 mod layering;
 mod metrics;
-mod outbox;
 mod monitoring;
+mod outbox;
 mod producer;
 mod readme;
 mod simulator;
