@@ -8,6 +8,7 @@ mod layering;
 mod metrics;
 mod producer;
 mod readme;
+mod recipe_run;
 mod smoke;
 mod streams;
 mod task_api;

@@ -73,4 +73,5 @@ where
 }
 pub mod browser;
 
+pub mod fixture_site;
 pub mod scripted_http;
