@@ -74,3 +74,4 @@ where
 pub mod browser;
 
 pub mod scripted_http;
+pub mod fetcher;
