@@ -6,7 +6,8 @@ use std::process::ExitCode;
 use podcast_worker::config::{self, FetcherConfig, LogFormat, Role, Source};
 use podcast_worker::{fetcher, shutdown, telemetry};
 
-const ABOUT: &str = "pulls register tasks from the manager API into Redis Streams (one leader, others stand by)";
+const ABOUT: &str =
+    "pulls register tasks from the manager API into Redis Streams (one leader, others stand by)";
 
 #[tokio::main]
 async fn main() -> ExitCode {

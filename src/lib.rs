@@ -11,6 +11,7 @@
 //! - [`streams`]: Redis key layout and stream operations.
 //! - [`fetcher`]: the fetch loop: manager API → routing → de-duplicated enqueue, leader lease, backpressure.
 //! - [`metrics`]: Prometheus metrics, `/metrics` `/healthz` `/readyz`, and the stream-depth sampler.
+//! - [`simulator`]: a stand-in manager API (with faults and an audit) for tests and demos; imports nothing.
 //! - [`shutdown`], [`telemetry`]: signals and logging.
 //! - [`mailbox`]: verification mail over IMAP; [`totp`]: second-factor codes; [`image`]: the SSRF-guarded
 //!   `image_url` download.
@@ -23,6 +24,7 @@ pub mod image;
 pub mod mailbox;
 pub mod metrics;
 pub mod shutdown;
+pub mod simulator;
 pub mod streams;
 pub mod task;
 pub mod task_api;

@@ -9,6 +9,7 @@ mod layering;
 mod metrics;
 mod producer;
 mod readme;
+mod simulator;
 mod smoke;
 mod streams;
 mod task_api;
