@@ -73,5 +73,5 @@ where
 }
 pub mod browser;
 
-pub mod scripted_http;
 pub mod fetcher;
+pub mod scripted_http;
