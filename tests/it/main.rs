@@ -3,6 +3,7 @@
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
 mod browser_pool;
+mod fetcher;
 mod helpers;
 mod layering;
 mod metrics;

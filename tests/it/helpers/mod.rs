@@ -74,4 +74,5 @@ where
 }
 pub mod browser;
 
+pub mod fetcher;
 pub mod scripted_http;
