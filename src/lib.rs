@@ -10,7 +10,9 @@
 //! - [`task_api`]: the manager API client and its error classification.
 //! - [`driver`]: the `Driver` trait the executor runs tasks through.
 //! - [`streams`]: Redis key layout and stream operations.
+//! - [`fetcher`]: the fetch loop: manager API → routing → de-duplicated enqueue, leader lease, backpressure.
 //! - [`metrics`]: Prometheus metrics, `/metrics` `/healthz` `/readyz`, and the stream-depth sampler.
+//! - [`simulator`]: a stand-in manager API (with faults and an audit) for tests and demos; imports nothing.
 //! - [`shutdown`], [`telemetry`]: signals and logging.
 //! - [`mailbox`]: verification mail over IMAP; [`totp`]: second-factor codes; [`image`]: the SSRF-guarded
 //!   `image_url` download.
@@ -18,11 +20,13 @@
 pub mod browser;
 pub mod config;
 pub mod driver;
+pub mod fetcher;
 pub mod image;
 pub mod mailbox;
 pub mod metrics;
 pub mod recipe;
 pub mod shutdown;
+pub mod simulator;
 pub mod streams;
 pub mod task;
 pub mod task_api;

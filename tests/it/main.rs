@@ -3,12 +3,15 @@
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
 mod browser_pool;
+mod fetcher;
 mod helpers;
 mod layering;
 mod metrics;
+mod monitoring;
 mod producer;
 mod readme;
 mod recipe_run;
+mod simulator;
 mod smoke;
 mod streams;
 mod task_api;

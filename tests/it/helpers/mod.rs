@@ -2,6 +2,7 @@
 
 #![allow(dead_code)]
 
+pub mod monitoring;
 pub mod streams;
 
 use std::future::Future;
@@ -73,5 +74,6 @@ where
 }
 pub mod browser;
 
+pub mod fetcher;
 pub mod fixture_site;
 pub mod scripted_http;
