@@ -4,6 +4,7 @@
 //!
 //! # Layout
 //! - [`browser`]: the headless Chromium pool: one fresh context per task, recycling, crash recovery.
+//! - [`recipe`]: the recipe language (parse, validate) and the recipe driver running it in the browser.
 //! - [`task`]: the task, its id, site kind, stream entry and registration result; pure data.
 //! - [`config`]: `PW_*` environment variables into typed per-role sections.
 //! - [`task_api`]: the manager API client and its error classification.
@@ -27,6 +28,7 @@ pub mod image;
 pub mod mailbox;
 pub mod metrics;
 pub mod outbox;
+pub mod recipe;
 pub mod shutdown;
 pub mod simulator;
 pub mod streams;

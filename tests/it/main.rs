@@ -4,6 +4,7 @@
 
 mod browser_pool;
 mod executor;
+mod fetcher;
 mod helpers;
 mod layering;
 mod metrics;
@@ -11,6 +12,7 @@ mod monitoring;
 mod outbox;
 mod producer;
 mod readme;
+mod recipe_run;
 mod simulator;
 mod smoke;
 mod streams;

@@ -6,14 +6,15 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use podcast_worker::metrics::{Metrics, MetricsOptions};
+use podcast_worker::metrics::{Metrics, MetricsOptions, Outcome};
+use podcast_worker::simulator;
 use serde_json::Value;
 
-use crate::helpers::eventually;
 use crate::helpers::monitoring::{
-    Prometheus, alert_rules, dashboard_exprs, dashboard_variable_selectors, expand_grafana_vars,
-    metric_names, promtool, repo_file,
+    Proc, Prometheus, alert_rules, dashboard_exprs, dashboard_variable_selectors,
+    expand_grafana_vars, free_addr, metric_names, promtool, repo_file,
 };
+use crate::helpers::{cleanup, eventually, redis_url, unique_prefix};
 
 fn registry_names() -> BTreeSet<String> {
     let m = Metrics::new(MetricsOptions {
@@ -27,6 +28,8 @@ fn registry_names() -> BTreeSet<String> {
         .gather()
         .iter()
         .map(|f| f.name().to_owned())
+        // The demo simulator's own metrics, scraped as job `simulator`.
+        .chain([simulator::REQUESTS_TOTAL, simulator::TASKS].map(str::to_owned))
         .collect()
 }
 
@@ -193,16 +196,24 @@ pub async fn check_queries_against(prom: &Prometheus) {
     .await;
 }
 
-async fn metrics_server(role: &'static str) -> (Arc<Metrics>, String) {
+/// An in-process executor metrics endpoint with some recorded work.
+async fn executor_stand_in() -> (Arc<Metrics>, String) {
     let m = Arc::new(
         Metrics::new(MetricsOptions {
-            role,
+            role: "executor",
             version: "test",
-            domains: vec!["anchor.fm".into()],
+            domains: vec!["main.demo.test".into()],
             stall_after: Duration::from_secs(60),
         })
         .unwrap(),
     );
+    m.task_finished(
+        "main",
+        "main.demo.test",
+        Outcome::Completed,
+        Duration::from_secs(3),
+    );
+    m.set_slots(1, 1);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap().to_string();
     let cancel = tokio_util::sync::CancellationToken::new();
@@ -212,23 +223,66 @@ async fn metrics_server(role: &'static str) -> (Arc<Metrics>, String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn monitoring_live_prometheus_evaluates_every_dashboard_query_and_alert() {
-    let (fetcher, f_addr) = metrics_server("fetcher").await;
-    let (e1, e1_addr) = metrics_server("executor").await;
-    let (_e2, e2_addr) = metrics_server("executor").await;
-    fetcher.set_fetcher_leader(true);
-    fetcher.task_enqueued("main", "anchor.fm");
-    e1.task_finished(
-        "main",
-        "anchor.fm",
-        podcast_worker::metrics::Outcome::Completed,
-        Duration::from_secs(3),
+    const KEY: &str = "monitoring-test-key";
+    let prefix = unique_prefix();
+    let sim_addr = free_addr();
+    let sim = Proc::spawn(
+        "simulator",
+        env!("CARGO_BIN_EXE_simulator"),
+        &[
+            ("PW_SIM_LISTEN", sim_addr.clone()),
+            ("PW_SIM_API_KEY", KEY.into()),
+            ("PW_SIM_REQUESTS", "2".into()),
+            ("PW_LOG", "warn".into()),
+        ],
     );
+    sim.wait_http_ok(&sim_addr, "/metrics").await;
+    let fetcher_addr = free_addr();
+    let fetcher = Proc::spawn(
+        "fetcher",
+        env!("CARGO_BIN_EXE_fetcher"),
+        &[
+            (
+                "PW_API_BASE_URL",
+                format!("http://{sim_addr}{}", simulator::BASE_PATH),
+            ),
+            ("PW_API_KEY", KEY.into()),
+            ("PW_REDIS_URL", redis_url()),
+            ("PW_KEY_PREFIX", prefix.clone()),
+            ("PW_METRICS_ADDR", fetcher_addr.clone()),
+            ("PW_SAMPLE_INTERVAL_MS", "200".into()),
+            ("PW_POLL_MIN_MS", "200".into()),
+            ("PW_POLL_MAX_MS", "1000".into()),
+            ("PW_MAIN_DOMAINS", "main.demo.test".into()),
+            ("PW_LOG", "warn".into()),
+        ],
+    );
+    fetcher.wait_http_ok(&fetcher_addr, "/metrics").await;
+    let (_e1, e1_addr) = executor_stand_in().await;
+    let (_e2, e2_addr) = executor_stand_in().await;
+
     let prom = Prometheus::start(&[
-        ("fetcher", f_addr),
+        ("simulator", sim_addr),
+        ("fetcher", fetcher_addr.clone()),
         ("executor", e1_addr),
         ("executor", e2_addr),
     ])
     .await;
-    wait_for_scrapes(&prom, 3).await;
+    wait_for_scrapes(&prom, 4).await;
+    // The fetcher pulled the simulator's tasks into the streams; the sampler reports them.
+    eventually(
+        Duration::from_secs(20),
+        "queued tasks in pw_stream_lag",
+        || async {
+            let n = prom.query("sum(pw_stream_lag) > 0").await.ok()?;
+            (!n["result"].as_array()?.is_empty()).then_some(())
+        },
+    )
+    .await;
     check_queries_against(&prom).await;
+    fetcher.wait_http_ok(&fetcher_addr, "/healthz").await;
+    fetcher.wait_http_ok(&fetcher_addr, "/readyz").await;
+    sim.assert_running();
+    drop((fetcher, sim));
+    cleanup(&prefix).await;
 }

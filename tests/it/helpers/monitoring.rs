@@ -219,3 +219,76 @@ fn scrape_config(targets: &[(&str, String)]) -> String {
     }
     out
 }
+
+/// A binary of this package run by a test, with its stderr in a temp file; killed on drop.
+pub struct Proc {
+    child: std::sync::Mutex<Child>,
+    name: String,
+    log: tempfile::NamedTempFile,
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let child = self.child.get_mut().unwrap();
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
+
+impl Proc {
+    /// Starts `bin` with only `PATH`, `HOME` and `envs` in its environment.
+    pub fn spawn(name: &str, bin: &str, envs: &[(&str, String)]) -> Self {
+        let log = tempfile::NamedTempFile::new().unwrap();
+        let mut cmd = Command::new(bin);
+        cmd.env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env(
+                "HOME",
+                std::env::var("HOME").unwrap_or_else(|_| "/tmp".into()),
+            )
+            .envs(envs.iter().map(|(k, v)| (*k, v.as_str())))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log.reopen().unwrap());
+        let child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {bin}: {e}"));
+        Self {
+            child: std::sync::Mutex::new(child),
+            name: name.to_owned(),
+            log,
+        }
+    }
+
+    /// Panics with the process's log if it has exited.
+    pub fn assert_running(&self) {
+        if let Ok(Some(status)) = self.child.lock().unwrap().try_wait() {
+            panic!("{} exited with {status}:\n{}", self.name, self.log_text());
+        }
+    }
+
+    /// What the process wrote to stderr so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(self.log.path()).unwrap_or_default()
+    }
+
+    /// Waits until `GET http://addr/path` answers 200, checking that the process stays alive.
+    pub async fn wait_http_ok(&self, addr: &str, path: &str) {
+        let url = format!("http://{addr}{path}");
+        let what = format!("{url} to answer 200 ({})", self.name);
+        eventually(Duration::from_secs(30), &what, || {
+            self.assert_running();
+            let url = url.clone();
+            async move {
+                let r = reqwest::get(&url).await.ok()?;
+                r.status().is_success().then_some(())
+            }
+        })
+        .await;
+    }
+}
+
+/// A `127.0.0.1:<port>` nobody listens on right now.
+pub fn free_addr() -> String {
+    format!("127.0.0.1:{}", free_port())
+}
