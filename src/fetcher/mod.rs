@@ -318,7 +318,8 @@ impl Fetcher {
                 Err(e) if attempt < ENQUEUE_ATTEMPTS => {
                     tracing::warn!(error = %e, attempt, "queueing a listed page failed; retrying");
                     self.metrics.set_redis_reachable(false);
-                    tokio::time::sleep(full_jitter(ceiling, &mut rand::rng())).await;
+                    let pause = full_jitter(ceiling, &mut rand::rng());
+                    tokio::time::sleep(pause).await;
                     ceiling = (ceiling * 2).min(Duration::from_secs(5));
                 }
                 Err(e) => {

@@ -276,7 +276,7 @@ mod tests {
     fn dates_are_rfc5322() {
         assert_eq!(rfc5322_date(0), "Thu, 01 Jan 1970 00:00:00 +0000");
         assert_eq!(
-            rfc5322_date(1_795_801_816),
+            rfc5322_date(1_795_888_216),
             "Sat, 28 Nov 2026 17:50:16 +0000"
         );
     }

@@ -4,11 +4,16 @@
 
 mod browser_pool;
 mod demo_sites;
+mod executor;
+mod fetcher;
 mod helpers;
 mod layering;
 mod metrics;
+mod monitoring;
+mod outbox;
 mod producer;
 mod readme;
+mod recipe_run;
 mod simulator;
 mod smoke;
 mod streams;

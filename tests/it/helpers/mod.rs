@@ -2,6 +2,8 @@
 
 #![allow(dead_code)]
 
+pub mod executor;
+pub mod monitoring;
 pub mod streams;
 
 use std::future::Future;
@@ -73,4 +75,6 @@ where
 }
 pub mod browser;
 
+pub mod fetcher;
+pub mod fixture_site;
 pub mod scripted_http;
