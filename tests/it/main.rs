@@ -5,6 +5,7 @@
 mod browser_pool;
 mod demo_sites;
 mod executor;
+mod executor_binary;
 mod fetcher;
 mod helpers;
 mod layering;
