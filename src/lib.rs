@@ -4,6 +4,7 @@
 //!
 //! # Layout
 //! - [`browser`]: the headless Chromium pool: one fresh context per task, recycling, crash recovery.
+//! - [`recipe`]: the recipe language (parse, validate) and the recipe driver running it in the browser.
 //! - [`task`]: the task, its id, site kind, stream entry and registration result; pure data.
 //! - [`config`]: `PW_*` environment variables into typed per-role sections.
 //! - [`task_api`]: the manager API client and its error classification.
@@ -23,6 +24,7 @@ pub mod fetcher;
 pub mod image;
 pub mod mailbox;
 pub mod metrics;
+pub mod recipe;
 pub mod shutdown;
 pub mod simulator;
 pub mod streams;

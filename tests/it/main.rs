@@ -10,6 +10,7 @@ mod metrics;
 mod monitoring;
 mod producer;
 mod readme;
+mod recipe_run;
 mod simulator;
 mod smoke;
 mod streams;

@@ -75,4 +75,5 @@ where
 pub mod browser;
 
 pub mod fetcher;
+pub mod fixture_site;
 pub mod scripted_http;
