@@ -3,6 +3,7 @@
 //! recipes without I/O beyond reading the files; [`RecipeDriver`] runs one in a browser session per task.
 
 mod artifacts;
+mod check;
 mod driver;
 mod parse;
 mod run;
@@ -15,6 +16,7 @@ use std::time::Duration;
 use regex::Regex;
 
 pub use artifacts::StepLog;
+pub use check::{CheckError, CheckSettings, check, describe};
 pub use driver::{RecipeDriver, RecipeEnv, RunOutcome, StepHook};
 pub use parse::{TASK_VARS, parse_recipe};
 pub use template::{Template, Vars, html_to_text, seed, spin};

@@ -3,11 +3,13 @@
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
 mod browser_pool;
+mod executor;
 mod fetcher;
 mod helpers;
 mod layering;
 mod metrics;
 mod monitoring;
+mod outbox;
 mod producer;
 mod readme;
 mod recipe_run;

@@ -260,3 +260,41 @@ fn driver_error_note_names_the_artifacts() {
     assert_eq!(e.note(), Some("artifacts: /a/t-1"));
     assert_eq!(DriverError::Transient("x".into()).note(), None);
 }
+
+#[tokio::test]
+async fn recipe_check_command_saves_a_screenshot_per_step() {
+    let seen = Seen::default();
+    let base = serve(router(seen.clone())).await;
+    let dir = tempfile::tempdir().unwrap();
+    let recipe = dir.path().join("fixture.toml");
+    std::fs::write(&recipe, SIGNUP).unwrap();
+    let task_file = dir.path().join("task.json");
+    let t = serde_json::json!({"id": "check-1", "website": base, "email": "chk@example.test",
+        "username": "chk", "password": PASSWORD, "twofa": TOTP_SECRET, "image_url": format!("{base}/cover.png")});
+    std::fs::write(&task_file, t.to_string()).unwrap();
+    let shots = dir.path().join("shots");
+    let s = settings(dir.path());
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_recipe-check"))
+        .args([&recipe, &task_file, &shots])
+        .env("PW_CHROMIUM_PATH", &s.chromium_path)
+        .env("PW_BROWSER_PROFILE_ROOT", &s.profile_root)
+        .env("PW_ARTIFACTS_DIR", &s.artifacts_dir)
+        .env("PW_IMAGE_ALLOW_PRIVATE", "true")
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("username: chk") && stdout.contains("password: <16 characters>"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains(PASSWORD), "{stdout}");
+    let count = std::fs::read_dir(&shots).unwrap().count();
+    assert_eq!(count, 18, "one screenshot per step");
+    assert_eq!(seen.signups.lock().unwrap().len(), 1);
+}
