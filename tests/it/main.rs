@@ -7,6 +7,7 @@ mod fetcher;
 mod helpers;
 mod layering;
 mod metrics;
+mod pipeline;
 mod monitoring;
 mod producer;
 mod readme;

@@ -76,3 +76,4 @@ pub mod browser;
 
 pub mod fetcher;
 pub mod scripted_http;
+pub mod pipeline;
