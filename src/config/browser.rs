@@ -77,7 +77,7 @@ pub mod browser_vars {
         ARTIFACTS_DIR,
         "PW_ARTIFACTS_DIR",
         Some("artifacts"),
-        "Where a failed step's screenshot, HTML and step log go, under <task id>/"
+        "Where a failed step's screenshot, HTML and step log go, in a folder per task id"
     );
     var!(
         RECIPES_DIR,

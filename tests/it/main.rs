@@ -3,14 +3,17 @@
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
 mod browser_pool;
+mod executor;
 mod fetcher;
 mod helpers;
 mod layering;
 mod metrics;
 mod pipeline;
 mod monitoring;
+mod outbox;
 mod producer;
 mod readme;
+mod recipe_run;
 mod simulator;
 mod smoke;
 mod streams;

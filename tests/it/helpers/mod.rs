@@ -2,6 +2,7 @@
 
 #![allow(dead_code)]
 
+pub mod executor;
 pub mod monitoring;
 pub mod streams;
 
@@ -75,5 +76,6 @@ where
 pub mod browser;
 
 pub mod fetcher;
+pub mod fixture_site;
 pub mod scripted_http;
 pub mod pipeline;
