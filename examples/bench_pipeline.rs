@@ -58,7 +58,10 @@ impl Driver for InstantDriver {
         Ok(Registration {
             email: Some(task.email.clone()),
             password: Some(SecretString::from("Bench!pw123")),
-            link_rss: task.link_rss.is_empty().then(|| format!("https://feeds.test/{}/rss", task.id)),
+            link_rss: task
+                .link_rss
+                .is_empty()
+                .then(|| format!("https://feeds.test/{}/rss", task.id)),
             ..Registration::default()
         })
     }
@@ -98,7 +101,11 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let requests = args.tasks / (1 + args.subs);
     let mut opts = SimulatorOptions::for_test(KEY);
-    opts.scenario = ScenarioSpec { requests, subs_per_request: args.subs, ..ScenarioSpec::default() };
+    opts.scenario = ScenarioSpec {
+        requests,
+        subs_per_request: args.subs,
+        ..ScenarioSpec::default()
+    };
     let sim = simulator::spawn(opts).await?;
     let total = sim.audit().total;
     let prefix = format!("{{pwbench-{}}}", uuid::Uuid::new_v4().simple());
@@ -116,7 +123,8 @@ async fn main() -> anyhow::Result<()> {
         .context("while connecting the fetcher to Redis")?;
     running.spawn(fetcher.run(cancel.clone()));
     for i in 0..args.executors {
-        let cfg = ExecutorConfig::from_source(&source(&args, &prefix, &sim, &format!("bench-{i}")))?;
+        let cfg =
+            ExecutorConfig::from_source(&source(&args, &prefix, &sim, &format!("bench-{i}")))?;
         let exec = Executor::new(&cfg, drivers.clone(), metrics("executor")?).await?;
         let cancel = cancel.clone();
         running.spawn(async move { exec.run(cancel).await });
@@ -128,12 +136,17 @@ async fn main() -> anyhow::Result<()> {
         if a.counts["completed"] == total {
             break a;
         }
-        anyhow::ensure!(started.elapsed() < Duration::from_secs(1800), "no progress: {a:?}");
+        anyhow::ensure!(
+            started.elapsed() < Duration::from_secs(1800),
+            "no progress: {a:?}"
+        );
     };
     let took = started.elapsed().as_secs_f64();
     cancel.cancel();
     while running.join_next().await.is_some() {}
-    println!("| tasks | executors × concurrency | seconds | tasks/s | API requests (hand-outs, starts, completes) | audit |");
+    println!(
+        "| tasks | executors × concurrency | seconds | tasks/s | API requests (hand-outs, starts, completes) | audit |"
+    );
     println!("|---|---|---|---|---|---|");
     println!(
         "| {total} | {} × {} | {took:.2} | {:.0} | {}, {}, {} | {} |",
@@ -147,7 +160,10 @@ async fn main() -> anyhow::Result<()> {
     );
     let mut conn = podcast_worker::streams::connect(&cfg.streams, Duration::from_secs(30)).await?;
     let pattern = format!("{}*", prefix.replace('{', "\\{").replace('}', "\\}"));
-    let keys: Vec<String> = redis::cmd("KEYS").arg(&pattern).query_async(&mut conn).await?;
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(&pattern)
+        .query_async(&mut conn)
+        .await?;
     if !keys.is_empty() {
         let () = redis::cmd("DEL").arg(&keys).query_async(&mut conn).await?;
     }

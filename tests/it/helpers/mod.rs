@@ -77,5 +77,5 @@ pub mod browser;
 
 pub mod fetcher;
 pub mod fixture_site;
-pub mod scripted_http;
 pub mod pipeline;
+pub mod scripted_http;

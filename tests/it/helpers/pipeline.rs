@@ -20,6 +20,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::fetcher::metrics;
 use super::{cleanup, eventually, redis_url, unique_prefix};
+use podcast_worker::metrics::Metrics;
+use podcast_worker::simulator::REQUESTS_TOTAL;
 
 const KEY: &str = "pipeline-key-9c0d";
 const OUTBOX_KEY_HEX: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
@@ -44,7 +46,12 @@ impl Driver for CountingDriver {
     }
 
     async fn register(&self, task: &Task) -> Result<Registration, DriverError> {
-        *self.runs.lock().unwrap().entry(task.id.to_string()).or_default() += 1;
+        *self
+            .runs
+            .lock()
+            .unwrap()
+            .entry(task.id.to_string())
+            .or_default() += 1;
         Ok(Registration {
             email: Some(task.email.clone()),
             username: Some(format!("u-{}", task.id)),
@@ -64,6 +71,8 @@ pub struct Pipeline {
     pub prefix: String,
     pub sim: SimulatorHandle,
     pub driver: Arc<CountingDriver>,
+    /// The fetcher's metrics, then each executor's.
+    pub metrics: Vec<Arc<Metrics>>,
     cancel: CancellationToken,
     running: JoinSet<()>,
 }
@@ -100,7 +109,11 @@ impl Pipeline {
     /// `executors` executors.
     pub async fn start(requests: u32, subs: u32, faults: Faults, executors: usize) -> Self {
         let mut opts = SimulatorOptions::for_test(KEY);
-        opts.scenario = ScenarioSpec { requests, subs_per_request: subs, ..ScenarioSpec::default() };
+        opts.scenario = ScenarioSpec {
+            requests,
+            subs_per_request: subs,
+            ..ScenarioSpec::default()
+        };
         opts.faults = faults;
         let sim = simulator::spawn(opts).await.expect("simulator");
         let prefix = unique_prefix();
@@ -112,16 +125,29 @@ impl Pipeline {
         let cancel = CancellationToken::new();
         let mut running = JoinSet::new();
         let cfg = FetcherConfig::from_source(&source(&prefix, &sim, "fetcher")).unwrap();
-        let fetcher = Fetcher::connect(&cfg.streams, &cfg.api, cfg.fetcher, metrics()).await.unwrap();
+        let mut all_metrics = vec![metrics()];
+        let fetcher = Fetcher::connect(&cfg.streams, &cfg.api, cfg.fetcher, all_metrics[0].clone())
+            .await
+            .unwrap();
         running.spawn(fetcher.run(cancel.clone()));
         for i in 0..executors {
             let cfg: ExecutorConfig =
                 ExecutorConfig::from_source(&source(&prefix, &sim, &format!("exec-{i}"))).unwrap();
-            let exec = Executor::new(&cfg, drivers.clone(), metrics()).await.unwrap();
+            all_metrics.push(metrics());
+            let exec = Executor::new(&cfg, drivers.clone(), all_metrics[i + 1].clone())
+                .await
+                .unwrap();
             let cancel = cancel.clone();
             running.spawn(async move { exec.run(cancel).await });
         }
-        Self { prefix, sim, driver, cancel, running }
+        Self {
+            prefix,
+            sim,
+            driver,
+            metrics: all_metrics,
+            cancel,
+            running,
+        }
     }
 
     /// Waits until no task is in our hands (handed out, running, failed awaiting retry, or queued but
@@ -129,10 +155,32 @@ impl Pipeline {
     pub async fn settled(&self, deadline: Duration) -> Audit {
         eventually(deadline, "every task to settle", || async {
             let a = self.sim.audit();
-            let busy = ["handed_out", "running", "failed"].iter().map(|s| a.counts[s]).sum::<usize>();
+            let busy = ["handed_out", "running", "failed"]
+                .iter()
+                .map(|s| a.counts[s])
+                .sum::<usize>();
             (busy == 0 && a.counts["queued"] == a.blocked).then_some(a)
         })
         .await
+    }
+
+    /// The sum over the fetcher and executors of every series of `family` (e.g. `pw_api_retries_total`).
+    pub fn total(&self, family: &str) -> f64 {
+        self.metrics
+            .iter()
+            .map(|m| family_sum(&m.render(), family, ""))
+            .sum()
+    }
+
+    /// Simulator answers with `status` (a code or `dropped`), from its `/metrics`.
+    pub async fn sim_answers(&self, status: &str) -> f64 {
+        let page = reqwest::get(format!("{}/metrics", self.sim.url()))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        family_sum(&page, REQUESTS_TOTAL, &format!("status=\"{status}\""))
     }
 
     /// Stops the fetcher and executors and deletes this test's keys.
@@ -141,4 +189,14 @@ impl Pipeline {
         while self.running.join_next().await.is_some() {}
         cleanup(&self.prefix).await;
     }
+}
+
+/// Sums the samples of `family` whose labels contain `filter`.
+fn family_sum(page: &str, family: &str, filter: &str) -> f64 {
+    page.lines()
+        .filter(|l| {
+            l.starts_with(family) && l[family.len()..].starts_with(['{', ' ']) && l.contains(filter)
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
 }
