@@ -4,6 +4,7 @@
 
 mod browser_pool;
 mod executor;
+mod executor_binary;
 mod fetcher;
 mod helpers;
 mod layering;
