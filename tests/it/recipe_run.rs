@@ -326,3 +326,15 @@ fn recipe_setup_refuses_to_start_with_an_invalid_recipe() {
     let ok = podcast_worker::recipe::setup(&s, &mail, &image, totp).unwrap();
     assert_eq!(ok.drivers.domains(), ["b.test"]);
 }
+
+#[tokio::test]
+async fn recipe_run_refuses_an_invalid_selector_at_once() {
+    let steps = "[[steps]]\ngoto = \"{{website}}/signup\"\n[[steps]]\nwait_for = \"#a[[\"\ntimeout_ms = 20000\n";
+    let started = std::time::Instant::now();
+    let e = fails(steps, "/cover.png").await;
+    assert!(
+        matches!(&e, DriverError::Permanent(m) if m.contains("invalid selector")),
+        "{e:?}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(15));
+}
