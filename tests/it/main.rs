@@ -12,6 +12,7 @@ mod layering;
 mod metrics;
 mod monitoring;
 mod outbox;
+mod pipeline;
 mod producer;
 mod readme;
 mod recipe_run;
