@@ -1,6 +1,6 @@
 //! Mail from the demo platforms. With a Maildir root configured, each message is written as an RFC 5322 file
 //! into `<root>/<email>/new/` (or `.Junk/new/` for spam) via `tmp/` and a rename, and every generated mailbox
-//! gets a `<email>:{PLAIN}<app password>::::::` line in the Dovecot users file. Messages are also kept in
+//! gets a `<email>:{PLAIN}<app password>::::::` line appended to the Dovecot users file. Messages are also kept in
 //! memory for `GET /admin/mail`. Files and directories take the owner of the root (Dovecot's mail user).
 
 use std::fs::{self, OpenOptions};
@@ -88,37 +88,32 @@ impl Mailer {
             .collect()
     }
 
-    /// Adds (or updates) a mailbox in the users file; the password is the app password without spaces.
+    /// Adds a mailbox to the users file (password: the app password without spaces) with one short `O_APPEND`
+    /// write, so other writers appending at the same time (tests adding their own users) lose nothing. A line
+    /// already present is not added twice; an email already present with another password keeps its first line
+    /// (Dovecot uses the first), so give each scenario sharing a users file its own seed.
     ///
     /// # Errors
-    /// I/O errors on the users file or its lock file.
+    /// I/O errors on the users file.
     pub fn add_user(&self, email: &str, app_password: &str) -> std::io::Result<()> {
         let Some(path) = &self.options.users_file else {
             return Ok(());
         };
         let line = format!("{email}:{{PLAIN}}{}::::::", app_password.replace(' ', ""));
-        let lock_path = path.with_extension("lock");
-        let lock = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)?;
-        lock.lock()?;
         let current = fs::read_to_string(path).unwrap_or_default();
         if current.lines().any(|l| l == line) {
             return Ok(());
         }
         let prefix = format!("{email}:");
-        let mut text: String = current
-            .lines()
-            .filter(|l| !l.starts_with(&prefix))
-            .map(|l| format!("{l}\n"))
-            .collect();
-        text.push_str(&line);
-        text.push('\n');
-        let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-        fs::write(&tmp, text)?;
-        fs::rename(&tmp, path)
+        if current.lines().any(|l| l.starts_with(&prefix)) {
+            tracing::warn!(
+                email,
+                "mailbox already in the users file with another password; kept the first"
+            );
+            return Ok(());
+        }
+        let mut file = OpenOptions::new().create(true).append(true).open(path)?;
+        file.write_all(format!("{line}\n").as_bytes())
     }
 
     /// Sends a message: into the Maildir when configured, and always into memory.
