@@ -3,6 +3,7 @@
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
 mod browser_pool;
+mod compose;
 mod demo_sites;
 mod executor;
 mod executor_binary;
