@@ -65,17 +65,7 @@ pub async fn run_service(
     }
     let executor = Executor::new(&config, drivers, metrics.clone()).await?;
     let sampler_conn = streams::connect(&config.streams, Duration::from_secs(5)).await?;
-    let keys = StreamKeys::new(&config.streams.key_prefix);
-    let spec = SamplerSpec {
-        task_streams: Site::ALL
-            .iter()
-            .map(|s| (s.as_str().to_owned(), keys.tasks(*s)))
-            .collect(),
-        dead_stream: keys.dead(),
-        group: GROUP.to_owned(),
-        outbox_pattern: None, // the outbox loop sets the outbox gauge
-        interval: config.metrics.sample_interval,
-    };
+    let spec = sampler_spec(&config);
     let background = CancellationToken::new();
     let tracker = TaskTracker::new();
     tracker.spawn(metrics::serve(
@@ -94,4 +84,18 @@ pub async fn run_service(
     tracker.close();
     tracker.wait().await;
     Ok(())
+}
+
+fn sampler_spec(config: &ExecutorConfig) -> SamplerSpec {
+    let keys = StreamKeys::new(&config.streams.key_prefix);
+    SamplerSpec {
+        task_streams: Site::ALL
+            .iter()
+            .map(|s| (s.as_str().to_owned(), keys.tasks(*s)))
+            .collect(),
+        dead_stream: keys.dead(),
+        group: GROUP.to_owned(),
+        outbox_pattern: None, // the outbox loop sets the outbox gauge
+        interval: config.metrics.sample_interval,
+    }
 }
