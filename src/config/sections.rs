@@ -782,6 +782,12 @@ pub struct ExecutorConfig {
     pub metrics: MetricsSettings,
     /// Browser pool and recipe runner.
     pub browser: super::BrowserSettings,
+    /// IMAP for verification mail (recipes' `wait_mail`).
+    pub mail: super::MailSettings,
+    /// `image_url` download limits (recipes' `upload_image`).
+    pub image: super::ImageSettings,
+    /// TOTP code use (recipes' `totp`).
+    pub totp: super::TotpSettings,
 }
 
 impl ExecutorConfig {
@@ -797,6 +803,9 @@ impl ExecutorConfig {
             executor: ExecutorSettings::from_source(src)?,
             metrics: MetricsSettings::from_source(src, Role::Executor)?,
             browser: super::BrowserSettings::from_source(src)?,
+            mail: super::MailSettings::from_source(src)?,
+            image: super::ImageSettings::from_source(src)?,
+            totp: super::TotpSettings::from_source(src)?,
         };
         // The recipe must end first, so a timed-out run still saves its failure artifacts.
         if c.browser.recipe_timeout >= c.executor.task_timeout {

@@ -7,6 +7,7 @@ mod check;
 mod driver;
 mod parse;
 mod run;
+mod setup;
 mod template;
 
 use std::path::Path;
@@ -19,6 +20,7 @@ pub use artifacts::StepLog;
 pub use check::{CheckError, CheckSettings, check, describe};
 pub use driver::{RecipeDriver, RecipeEnv, RunOutcome, StepHook};
 pub use parse::{TASK_VARS, parse_recipe};
+pub use setup::{RecipeSetup, SetupError, setup};
 pub use template::{Template, Vars, html_to_text, seed, spin};
 
 use crate::driver::Drivers;

@@ -155,6 +155,12 @@ impl Run<'_> {
                         return Ok(v["href"].as_str().unwrap_or_default().to_owned());
                     }
                 }
+                // A selector the browser cannot parse is a recipe mistake: waiting will not fix it.
+                Err(e) if e.to_string().contains("is not a valid selector") => {
+                    return Err(Failure::Permanent(format!(
+                        "recipe error: invalid selector {arg:?}"
+                    )));
+                }
                 // Mid-navigation the page has no context for a moment: try again.
                 Err(_) if !self.session.browser_dead() => {}
                 Err(_) => return Err(BrowserError::Crashed.into()),

@@ -153,3 +153,20 @@ async fn browser_pool_kills_chromium_left_by_a_dead_executor() {
     assert!(!s.profile_root.join("4000000000.1").exists());
     pool.shutdown().await;
 }
+
+#[tokio::test]
+async fn browser_pool_replaces_a_browser_over_its_memory_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = settings(dir.path());
+    s.max_pss_bytes = 1024 * 1024; // any real Chromium is far above 1 MiB
+    let pool = BrowserPool::new(s).unwrap();
+    let a = pool.open_session().await.unwrap();
+    let pid_a = a.browser_pid();
+    a.close().await;
+    let b = pool.open_session().await.unwrap();
+    assert_ne!(b.browser_pid(), pid_a);
+    let stats = pool.stats();
+    assert_eq!((stats.restarts_memory, stats.launches), (1, 2));
+    b.close().await;
+    pool.shutdown().await;
+}

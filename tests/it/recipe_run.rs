@@ -298,3 +298,43 @@ async fn recipe_check_command_saves_a_screenshot_per_step() {
     assert_eq!(count, 18, "one screenshot per step");
     assert_eq!(seen.signups.lock().unwrap().len(), 1);
 }
+
+#[test]
+fn recipe_setup_refuses_to_start_with_an_invalid_recipe() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = settings(dir.path());
+    s.recipes_dir = dir.path().join("recipes");
+    std::fs::create_dir_all(&s.recipes_dir).unwrap();
+    let bad = "site = \"sub\"\ndomains = [\"b.test\"]\n[[steps]]\nclick = \"#go\"\nvalue = \"x\"\n";
+    std::fs::write(s.recipes_dir.join("b.toml"), bad).unwrap();
+    let src = Source::default();
+    let mail = MailSettings::from_source(&src).unwrap();
+    let image = ImageSettings::from_source(&src).unwrap();
+    let totp = TotpSettings::from_source(&src).unwrap();
+    let err = podcast_worker::recipe::setup(&s, &mail, &image, totp)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("b.toml step 1 (click): unknown key \"value\""),
+        "{err}"
+    );
+    std::fs::write(
+        s.recipes_dir.join("b.toml"),
+        bad.replace("value = \"x\"\n", ""),
+    )
+    .unwrap();
+    let ok = podcast_worker::recipe::setup(&s, &mail, &image, totp).unwrap();
+    assert_eq!(ok.drivers.domains(), ["b.test"]);
+}
+
+#[tokio::test]
+async fn recipe_run_refuses_an_invalid_selector_at_once() {
+    let steps = "[[steps]]\ngoto = \"{{website}}/signup\"\n[[steps]]\nwait_for = \"#a[[\"\ntimeout_ms = 20000\n";
+    let started = std::time::Instant::now();
+    let e = fails(steps, "/cover.png").await;
+    assert!(
+        matches!(&e, DriverError::Permanent(m) if m.contains("invalid selector")),
+        "{e:?}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(15));
+}
