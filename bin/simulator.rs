@@ -1,9 +1,8 @@
-//! The simulator binary: a stand-in manager API (see `docs/simulator.md`). Reads `PW_SIM_*`, starts logging,
-//! maps the configuration onto the simulator's own options and serves until SIGINT/SIGTERM.
+//! The simulator binary (`docs/simulator.md`): `PW_SIM_*` → the simulator's options; serves until SIGTERM.
 
 use anyhow::Context;
 use podcast_worker::config::{self, LogFormat, Role, SimulatorConfig, Source};
-use podcast_worker::simulator::{self, Faults, ScenarioSpec, SimulatorOptions};
+use podcast_worker::simulator::{self, Faults, MailOptions, ScenarioSpec, SimulatorOptions};
 use podcast_worker::{shutdown, telemetry};
 
 #[tokio::main]
@@ -11,7 +10,7 @@ async fn main() -> anyhow::Result<()> {
     config::handle_args(
         "simulator",
         Role::Simulator,
-        "stand-in manager API with faults and an audit",
+        "stand-in manager API and demo podcast platforms",
     )?;
     let cfg = SimulatorConfig::from_source(&Source::from_env()?)
         .context("while reading the configuration")?;
@@ -22,13 +21,11 @@ async fn main() -> anyhow::Result<()> {
     };
     telemetry::init(&cfg.log.filter, format);
     let cancel = shutdown::shutdown_token();
-    simulator::run(options(cfg), cancel)
-        .await
-        .context("while running the simulator")
+    let result = simulator::run(options(cfg), cancel).await;
+    result.context("while running the simulator")
 }
 
 fn options(cfg: SimulatorConfig) -> SimulatorOptions {
-    let f = cfg.faults;
     SimulatorOptions {
         listen: cfg.listen,
         api_key: cfg.api_key,
@@ -43,16 +40,21 @@ fn options(cfg: SimulatorConfig) -> SimulatorOptions {
         max_retries: cfg.max_retries,
         retry_delay: cfg.retry_delay,
         faults: Faults {
-            error_5xx: f.error_5xx,
-            too_many_requests: f.too_many_requests,
-            retry_after_secs: f.retry_after_secs,
-            slow: f.slow,
-            slow_ms: f.slow_delay.as_millis() as u64,
-            drop_connection: f.drop_connection,
-            drop_after_apply: f.drop_after_apply,
-            garbage: f.garbage,
-            duplicate: f.duplicate,
-            delete: f.delete,
+            error_5xx: cfg.faults.error_5xx,
+            too_many_requests: cfg.faults.too_many_requests,
+            retry_after_secs: cfg.faults.retry_after_secs,
+            slow: cfg.faults.slow,
+            slow_ms: cfg.faults.slow_delay.as_millis() as u64,
+            drop_connection: cfg.faults.drop_connection,
+            drop_after_apply: cfg.faults.drop_after_apply,
+            garbage: cfg.faults.garbage,
+            duplicate: cfg.faults.duplicate,
+            delete: cfg.faults.delete,
+        },
+        mail: MailOptions {
+            maildir_root: cfg.maildir_root,
+            users_file: cfg.mail_users_file,
+            spam: cfg.mail_spam,
         },
     }
 }

@@ -2,6 +2,7 @@
 //! module itself imports nothing from the crate: `bin/simulator.rs` maps [`SimulatorConfig`] onto its options.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use secrecy::SecretString;
@@ -147,6 +148,24 @@ pub mod sim_vars {
         Some("0"),
         "Probability per listed task of soft-deleting it right after listing (404 after)",
     );
+    /// Maildir root of the demo mail.
+    pub const MAILDIR_ROOT: Var = var(
+        "PW_SIM_MAILDIR_ROOT",
+        None,
+        "Maildir root the demo platforms deliver mail into (<root>/<email>/new); unset keeps mail in memory",
+    );
+    /// Dovecot users file.
+    pub const MAIL_USERS_FILE: Var = var(
+        "PW_SIM_MAIL_USERS_FILE",
+        None,
+        "Dovecot passwd-file each generated mailbox is added to (<email>:{PLAIN}<app password>)",
+    );
+    /// Spam probability.
+    pub const MAIL_SPAM: Var = var(
+        "PW_SIM_MAIL_SPAM",
+        Some("0"),
+        "Probability that a demo mail lands in the Junk folder",
+    );
 }
 use sim_vars::*;
 
@@ -172,6 +191,9 @@ pub const SIMULATOR_VARS: &[Var] = &[
     FAULT_GARBAGE,
     FAULT_DUPLICATE,
     FAULT_DELETE,
+    MAILDIR_ROOT,
+    MAIL_USERS_FILE,
+    MAIL_SPAM,
 ];
 
 /// Fault probabilities (`0.0..=1.0`) and parameters, mirrored by the simulator's own `Faults`.
@@ -226,6 +248,12 @@ pub struct SimulatorConfig {
     pub retry_delay: Duration,
     /// Fault flags.
     pub faults: SimulatorFaults,
+    /// Maildir root for demo mail.
+    pub maildir_root: Option<PathBuf>,
+    /// Dovecot users file.
+    pub mail_users_file: Option<PathBuf>,
+    /// Probability of delivering to Junk.
+    pub mail_spam: f64,
 }
 
 impl SimulatorConfig {
@@ -264,6 +292,9 @@ impl SimulatorConfig {
             max_retries: src.int_in(&MAX_RETRIES, 0, 100)? as u32,
             retry_delay: Duration::from_millis(src.int_in(&RETRY_DELAY_MS, 0, 86_400_000)?),
             faults: faults(src)?,
+            maildir_root: src.raw(&MAILDIR_ROOT).map(PathBuf::from),
+            mail_users_file: src.raw(&MAIL_USERS_FILE).map(PathBuf::from),
+            mail_spam: src.probability(&MAIL_SPAM)?,
         })
     }
 }

@@ -8,7 +8,9 @@ mod api;
 mod assets;
 mod audit;
 mod chaos;
+mod demo;
 mod generate;
+mod mail;
 mod metrics;
 mod reports;
 mod server;
@@ -28,7 +30,9 @@ pub use admin::{ScenarioTask, TaskView};
 pub use api::{BASE_PATH, DEFAULT_LIMIT, MAX_LIMIT};
 pub use audit::{Audit, LostTask, ReportCounts};
 pub use chaos::Faults;
+pub use demo::DemoFaults;
 pub use generate::{DEFAULT_MAIN_DOMAIN, DEFAULT_SUB_DOMAINS, ScenarioSpec};
+pub use mail::{MailOptions, SentMail};
 pub use metrics::{REQUESTS_TOTAL, TASKS};
 pub use reports::MAX_ERROR_MESSAGE_CHARS;
 pub use state::{CompleteReport, HistoryEntry, TaskState, Violation};
@@ -50,6 +54,8 @@ pub struct SimulatorOptions {
     pub retry_delay: Duration,
     /// Initial fault flags.
     pub faults: Faults,
+    /// Where the demo platforms' mail goes.
+    pub mail: MailOptions,
 }
 
 impl SimulatorOptions {
@@ -63,6 +69,7 @@ impl SimulatorOptions {
             max_retries: 2,
             retry_delay: Duration::ZERO,
             faults: Faults::default(),
+            mail: MailOptions::default(),
         }
     }
 }
@@ -96,6 +103,7 @@ pub(crate) struct Sim {
     api_key: String,
     public_url: String,
     metrics: metrics::SimMetrics,
+    demo: demo::Demo,
 }
 
 type Shared = Arc<Sim>;
@@ -117,8 +125,35 @@ impl Sim {
         lock(&self.rng)
     }
 
+    /// Adds tasks, makes their main domain a demo main site and registers their mailboxes.
     fn add_scenario(&self, spec: &ScenarioSpec) -> Vec<ScenarioTask> {
-        admin::add_scenario(&mut self.state(), spec, &self.public_url)
+        let tasks = admin::add_scenario(&mut self.state(), spec, &self.public_url);
+        self.demo.add_main_domain(&spec.main_domain);
+        let mailboxes: Vec<(String, String)> = {
+            let books = self.state();
+            tasks
+                .iter()
+                .filter(|t| t.site == "main")
+                .filter_map(|t| books.find(&t.id).map(|i| &books.tasks[i].data))
+                .map(|d| (d.email.clone(), d.app_password.clone()))
+                .collect()
+        };
+        for (email, app_password) in mailboxes {
+            if let Err(error) = self.demo.mailer.add_user(&email, &app_password) {
+                tracing::warn!(%error, "cannot add a mailbox to the users file");
+            }
+        }
+        tasks
+    }
+
+    /// The TOTP secret of the mailbox `email` (the `twofa` of a task with that email).
+    fn twofa_for(&self, email: &str) -> Option<String> {
+        let books = self.state();
+        books
+            .tasks
+            .iter()
+            .find(|t| t.data.email.eq_ignore_ascii_case(email.trim()))
+            .map(|t| t.data.twofa.clone())
     }
 
     fn task(&self, id: &str) -> Option<TaskView> {
@@ -187,6 +222,16 @@ impl SimulatorHandle {
             .is_some()
     }
 
+    /// Mail the demo platforms sent (all, or to one address), as `GET /admin/mail`.
+    pub fn mail(&self, to: Option<&str>) -> Vec<SentMail> {
+        self.sim.demo.mailer.sent(to)
+    }
+
+    /// Replaces the demo platforms' step faults.
+    pub fn set_demo_faults(&self, faults: DemoFaults) {
+        self.sim.demo.set_faults(faults);
+    }
+
     /// The audit (as `GET /audit`).
     pub fn audit(&self) -> Audit {
         audit::audit(&mut self.sim.state())
@@ -234,13 +279,22 @@ pub async fn spawn(options: SimulatorOptions) -> Result<SimulatorHandle, Simulat
         api_key: options.api_key.expose_secret().to_owned(),
         public_url: url.clone(),
         metrics: metrics::SimMetrics::new()?,
+        demo: demo::Demo::new(
+            mail::Mailer::new(options.mail.clone()),
+            own_addr(addr),
+            &options.scenario.main_domain,
+        ),
     });
     if options.scenario.requests > 0 {
         sim.add_scenario(&options.scenario);
     }
     let cancel = CancellationToken::new();
     let app = server::router(sim.clone());
-    let server = tokio::spawn(server::serve(listener, app, cancel.clone()));
+    let own_host = url::Url::parse(&url)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_owned))
+        .unwrap_or_default();
+    let server = tokio::spawn(server::serve(listener, app, own_host, cancel.clone()));
     Ok(SimulatorHandle {
         addr,
         url,
@@ -248,6 +302,15 @@ pub async fn spawn(options: SimulatorOptions) -> Result<SimulatorHandle, Simulat
         cancel,
         server: Some(server),
     })
+}
+
+/// The address this simulator reaches itself at (a wildcard bind becomes loopback).
+fn own_addr(addr: SocketAddr) -> SocketAddr {
+    if addr.ip().is_unspecified() {
+        SocketAddr::from(([127, 0, 0, 1], addr.port()))
+    } else {
+        addr
+    }
 }
 
 /// Runs a simulator until `cancel` fires (the binary's entry point).

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
+use axum::extract::DefaultBodyLimit;
 use axum::middleware::from_fn_with_state;
 use axum::routing::{get, post};
 use hyper::body::Incoming;
@@ -16,10 +17,13 @@ use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
 
 use super::chaos::DropConnection;
-use super::{Shared, admin, api, assets, chaos, metrics};
+use super::{Shared, admin, api, assets, chaos, demo, metrics};
 
 /// How long open connections may finish their request after shutdown began.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
+
+/// Largest request body of the demo platforms (cover uploads are checked against 5 MB inside).
+const DEMO_BODY_LIMIT: usize = 8 * 1024 * 1024;
 
 /// The whole application.
 pub fn router(sim: Shared) -> Router {
@@ -36,7 +40,8 @@ pub fn router(sim: Shared) -> Router {
         .route("/faults", get(admin::get_faults).put(admin::put_faults))
         .route("/tasks", get(admin::list_tasks))
         .route("/tasks/{id}", get(admin::get_task))
-        .route("/tasks/{id}/delete", post(admin::delete_task));
+        .route("/tasks/{id}/delete", post(admin::delete_task))
+        .merge(demo::admin_routes());
     Router::new()
         .nest(api::BASE_PATH, api_routes)
         .nest("/admin", admin_routes)
@@ -44,6 +49,7 @@ pub fn router(sim: Shared) -> Router {
         .route("/metrics", get(metrics::serve))
         .route("/assets/cover/{file}", get(assets::cover))
         .route("/assets/broken.png", get(assets::broken))
+        .merge(demo::routes().layer(DefaultBodyLimit::max(DEMO_BODY_LIMIT)))
         .layer(from_fn_with_state(sim.clone(), metrics::track))
         .with_state(sim)
 }
@@ -53,8 +59,15 @@ pub fn router(sim: Shared) -> Router {
 #[error("connection dropped by fault injection")]
 struct Dropped;
 
-/// Serves `app` on `listener` until `cancel` fires, then drains connections for a short grace.
-pub async fn serve(listener: TcpListener, app: Router, cancel: CancellationToken) {
+/// Serves `app` on `listener` until `cancel` fires, then drains connections for a short grace. Requests whose
+/// `Host` is a demo platform's name (not `own_host`) are routed to that platform.
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    own_host: String,
+    cancel: CancellationToken,
+) {
+    let own_host: std::sync::Arc<str> = own_host.into();
     let connections = TaskTracker::new();
     loop {
         let stream = tokio::select! {
@@ -69,15 +82,26 @@ pub async fn serve(listener: TcpListener, app: Router, cancel: CancellationToken
                 }
             },
         };
-        connections.spawn(connection(stream, app.clone(), cancel.clone()));
+        connections.spawn(connection(
+            stream,
+            app.clone(),
+            own_host.clone(),
+            cancel.clone(),
+        ));
     }
     connections.close();
     let _ = tokio::time::timeout(SHUTDOWN_GRACE, connections.wait()).await;
 }
 
-async fn connection(stream: tokio::net::TcpStream, app: Router, cancel: CancellationToken) {
-    let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
+async fn connection(
+    stream: tokio::net::TcpStream,
+    app: Router,
+    own_host: std::sync::Arc<str>,
+    cancel: CancellationToken,
+) {
+    let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
         let app = app.clone();
+        demo::route_by_host(&mut request, &own_host);
         async move {
             let response = match app.oneshot(request.map(Body::new)).await {
                 Ok(response) => response,

@@ -3,6 +3,7 @@
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
 mod browser_pool;
+mod demo_sites;
 mod executor;
 mod executor_binary;
 mod fetcher;
@@ -11,6 +12,7 @@ mod layering;
 mod metrics;
 mod monitoring;
 mod outbox;
+mod pipeline;
 mod producer;
 mod readme;
 mod recipe_run;

@@ -77,4 +77,5 @@ pub mod browser;
 
 pub mod fetcher;
 pub mod fixture_site;
+pub mod pipeline;
 pub mod scripted_http;
