@@ -7,6 +7,7 @@ mod compose;
 mod demo_sites;
 mod executor;
 mod executor_binary;
+mod executor_limits;
 mod fetcher;
 mod helpers;
 mod layering;
