@@ -169,7 +169,14 @@ impl Instance {
 
     fn spawn_shutdown(self: &Arc<Self>) {
         let this = Arc::clone(self);
-        self.tracker.spawn(async move { this.shutdown().await });
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => {
+                self.tracker
+                    .spawn_on(async move { this.shutdown().await }, &rt);
+            }
+            // No runtime (dropped at exit): kill the tree now; the profile goes at the next start-up.
+            Err(_) => process::kill_all(&process::tree(self.pid)),
+        }
     }
 
     /// Closes Chromium politely, then kills whatever of its tree is left and removes the profile.

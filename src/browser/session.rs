@@ -274,17 +274,21 @@ impl Session {
 
 impl Drop for Session {
     fn drop(&mut self) {
-        if let Some(context) = self.context.take() {
+        let context = self.context.take();
+        if let (Some(context), Ok(rt)) = (context, tokio::runtime::Handle::try_current()) {
             let instance = Arc::clone(&self.instance);
             // Dropped mid-task (a timeout cancelled the recipe): dispose in the background, then end.
-            self.tracker.spawn(async move {
-                let _ = tokio::time::timeout(
-                    Duration::from_secs(5),
-                    instance.browser.dispose_browser_context(context),
-                )
-                .await;
-                instance.end();
-            });
+            self.tracker.spawn_on(
+                async move {
+                    let _ = tokio::time::timeout(
+                        Duration::from_secs(5),
+                        instance.browser.dispose_browser_context(context),
+                    )
+                    .await;
+                    instance.end();
+                },
+                &rt,
+            );
         } else {
             self.instance.end();
         }

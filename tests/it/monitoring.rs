@@ -3,10 +3,9 @@
 //! processes evaluates every dashboard query (with data) and every alert expression (well-formed).
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
 use std::time::Duration;
 
-use podcast_worker::metrics::{Metrics, MetricsOptions, Outcome};
+use podcast_worker::metrics::{Metrics, MetricsOptions};
 use podcast_worker::simulator;
 use serde_json::Value;
 
@@ -196,34 +195,10 @@ pub async fn check_queries_against(prom: &Prometheus) {
     .await;
 }
 
-/// An in-process executor metrics endpoint with some recorded work.
-async fn executor_stand_in() -> (Arc<Metrics>, String) {
-    let m = Arc::new(
-        Metrics::new(MetricsOptions {
-            role: "executor",
-            version: "test",
-            domains: vec!["main.demo.test".into()],
-            stall_after: Duration::from_secs(60),
-        })
-        .unwrap(),
-    );
-    m.task_finished(
-        "main",
-        "main.demo.test",
-        Outcome::Completed,
-        Duration::from_secs(3),
-    );
-    m.set_slots(1, 1);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap().to_string();
-    let cancel = tokio_util::sync::CancellationToken::new();
-    tokio::spawn(podcast_worker::metrics::serve(listener, m.clone(), cancel));
-    (m, addr)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn monitoring_live_prometheus_evaluates_every_dashboard_query_and_alert() {
     const KEY: &str = "monitoring-test-key";
+    const DEMO_DOMAINS: &str = "main.demo.test,sub-a.demo.test,sub-b.demo.test,sub-c.demo.test";
     let prefix = unique_prefix();
     let sim_addr = free_addr();
     let sim = Proc::spawn(
@@ -233,6 +208,7 @@ async fn monitoring_live_prometheus_evaluates_every_dashboard_query_and_alert() 
             ("PW_SIM_LISTEN", sim_addr.clone()),
             ("PW_SIM_API_KEY", KEY.into()),
             ("PW_SIM_REQUESTS", "2".into()),
+            ("PW_SIM_SUBS_PER_REQUEST", "3".into()),
             ("PW_LOG", "warn".into()),
         ],
     );
@@ -258,23 +234,49 @@ async fn monitoring_live_prometheus_evaluates_every_dashboard_query_and_alert() 
         ],
     );
     fetcher.wait_http_ok(&fetcher_addr, "/metrics").await;
-    let (_e1, e1_addr) = executor_stand_in().await;
-    let (_e2, e2_addr) = executor_stand_in().await;
-
+    let mut executors = Vec::new();
+    for name in ["e1", "e2"] {
+        let addr = free_addr();
+        let exe = Proc::spawn(
+            name,
+            env!("CARGO_BIN_EXE_executor"),
+            &[
+                (
+                    "PW_API_BASE_URL",
+                    format!("http://{sim_addr}{}", simulator::BASE_PATH),
+                ),
+                ("PW_API_KEY", KEY.into()),
+                ("PW_REDIS_URL", redis_url()),
+                ("PW_KEY_PREFIX", prefix.clone()),
+                ("PW_METRICS_ADDR", addr.clone()),
+                ("PW_OUTBOX_KEY", "ab".repeat(32)),
+                ("PW_CONSUMER_NAME", format!("monitoring-{name}")),
+                ("PW_SAMPLE_INTERVAL_MS", "200".into()),
+                ("PW_READ_BLOCK_MS", "200".into()),
+                ("PW_SYNTHETIC_DOMAINS", DEMO_DOMAINS.into()),
+                ("PW_SYNTHETIC_DELAY_MS", "300".into()),
+                ("PW_MAIN_DOMAINS", "main.demo.test".into()),
+                ("PW_LOG", "warn".into()),
+            ],
+        );
+        exe.wait_http_ok(&addr, "/metrics").await;
+        executors.push((exe, addr));
+    }
     let prom = Prometheus::start(&[
         ("simulator", sim_addr),
         ("fetcher", fetcher_addr.clone()),
-        ("executor", e1_addr),
-        ("executor", e2_addr),
+        ("executor", executors[0].1.clone()),
+        ("executor", executors[1].1.clone()),
     ])
     .await;
     wait_for_scrapes(&prom, 4).await;
-    // The fetcher pulled the simulator's tasks into the streams; the sampler reports them.
+    // The fetcher queued the simulator's tasks and the executors finished them.
+    let done = r#"sum(pw_tasks_finished_total{outcome="completed"}) >= 8"#;
     eventually(
-        Duration::from_secs(20),
-        "queued tasks in pw_stream_lag",
+        Duration::from_secs(60),
+        "tasks completed in Prometheus",
         || async {
-            let n = prom.query("sum(pw_stream_lag) > 0").await.ok()?;
+            let n = prom.query(done).await.ok()?;
             (!n["result"].as_array()?.is_empty()).then_some(())
         },
     )
@@ -282,7 +284,11 @@ async fn monitoring_live_prometheus_evaluates_every_dashboard_query_and_alert() 
     check_queries_against(&prom).await;
     fetcher.wait_http_ok(&fetcher_addr, "/healthz").await;
     fetcher.wait_http_ok(&fetcher_addr, "/readyz").await;
+    for (exe, addr) in &executors {
+        exe.wait_http_ok(addr, "/healthz").await;
+        exe.wait_http_ok(addr, "/readyz").await;
+    }
     sim.assert_running();
-    drop((fetcher, sim));
+    drop((executors, fetcher, sim));
     cleanup(&prefix).await;
 }

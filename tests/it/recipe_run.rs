@@ -213,7 +213,7 @@ async fn recipe_run_classifies_timeouts_captcha_5xx_and_bad_images() {
 async fn recipe_run_retry_completes_after_chromium_is_killed_mid_task() {
     let recipe = "site = \"sub\"\ndomains = [\"fixture.test\"]\n[[steps]]\ngoto = \"{{website}}/late\"\n\
                   [[steps]]\nwait_for = \"#later\"\ntimeout_ms = 20000\n";
-    let (dir, driver, base, _) = setup(recipe).await;
+    let (dir, driver, base, seen) = setup(recipe).await;
     let pool = BrowserPool::new(settings(dir.path())).unwrap();
     let driver = RecipeDriver::new(Arc::new(driver.recipe().clone()), env(pool.clone()));
     let t = task(&base, "k@example.test", "/cover.png");
@@ -221,8 +221,9 @@ async fn recipe_run_retry_completes_after_chromium_is_killed_mid_task() {
         let (driver, t) = (driver.clone(), t.clone());
         async move { driver.register(&t).await }
     });
-    let pid = eventually(Duration::from_secs(20), "a task in the browser", || async {
-        (pool.stats().open_contexts == 1).then(|| pool.browser_pids()[0])
+    let visited = || seen.late_visits.load(std::sync::atomic::Ordering::SeqCst) > 0;
+    let pid = eventually(Duration::from_secs(20), "a task stuck on /late", || async {
+        (visited() && pool.stats().open_contexts == 1).then(|| pool.browser_pids()[0])
     })
     .await;
     std::process::Command::new("kill")

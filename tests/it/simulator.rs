@@ -616,3 +616,90 @@ async fn simulator_serves_metrics_admin_views_and_cover_images() {
     assert_eq!(r.headers()["content-type"], "image/png");
     assert!(r.bytes().await.unwrap().starts_with(b"\x89PNG"));
 }
+
+/// A minimal correct client: retries transient answers (5xx, 429, drops, garbage), stops on 404/409.
+async fn report(sim: &Sim, path: &str, body: &Value) -> u16 {
+    for _ in 0..200 {
+        let sent = sim
+            .http
+            .post(sim.api(path))
+            .header("X-API-Key", KEY)
+            .json(body)
+            .send()
+            .await;
+        let Ok(r) = sent else { continue };
+        let status = r.status().as_u16();
+        let envelope = r.json::<Value>().await.ok();
+        match status {
+            200 if envelope.is_some_and(|e| e["success"] == true) => return 200,
+            400 | 404 | 409 => return status,
+            _ => tokio::time::sleep(Duration::from_millis(5)).await,
+        }
+    }
+    panic!("{path} never answered")
+}
+
+#[tokio::test]
+async fn simulator_a_correct_client_gets_a_clean_audit_under_all_faults() {
+    let sim = Sim::start().await;
+    sim.add(6, 2);
+    sim.set_faults(Faults {
+        error_5xx: 0.1,
+        too_many_requests: 0.1,
+        retry_after_secs: 0,
+        slow: 0.1,
+        slow_ms: 20,
+        drop_connection: 0.1,
+        drop_after_apply: 0.5,
+        garbage: 0.1,
+        duplicate: 0.3,
+        delete: 0.05,
+    });
+    let mut seen = std::collections::HashSet::new();
+    let mut empty_pages = 0;
+    while empty_pages < 20 {
+        let sent = sim
+            .http
+            .get(sim.api("/links?limit=3"))
+            .header("X-API-Key", KEY)
+            .send()
+            .await;
+        let Ok(r) = sent else { continue };
+        let Ok(page) = r.json::<Value>().await else {
+            continue;
+        };
+        let Some(tasks) = page["data"].as_array() else {
+            continue;
+        };
+        empty_pages = if tasks.is_empty() { empty_pages + 1 } else { 0 };
+        for task in tasks {
+            let id = task["id"].as_str().unwrap().to_owned();
+            if !seen.insert(id.clone()) {
+                continue; // a duplicate hand-out: already ours
+            }
+            if report(&sim, &format!("/links/{id}/start"), &json!({})).await != 200 {
+                continue; // deleted
+            }
+            let body = main_report(&format!("http://feeds.demo.test/{id}/rss"));
+            assert_ne!(
+                report(&sim, &format!("/links/{id}/complete"), &body).await,
+                400
+            );
+        }
+    }
+    let audit = sim.handle.audit();
+    assert!(
+        audit.clean,
+        "lost {:?}, violations {:?}",
+        audit.lost, audit.violations
+    );
+    assert_eq!(
+        audit.counts["completed"] + audit.deleted + audit.blocked,
+        18,
+        "{audit:?}"
+    );
+    assert!(
+        audit.reports.undelivered > 0 || audit.reports.refused > 0 || audit.deleted > 0,
+        "faults happened"
+    );
+}

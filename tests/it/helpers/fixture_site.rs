@@ -1,6 +1,6 @@
 //! A small sign-up site for recipe tests, served on 127.0.0.1:0: a multipart form with select, checkbox,
 //! textarea and cover upload; an "already registered" error; a TOTP page checked with the real algorithm; a
-//! slow page, a CAPTCHA page, a 503 and a page whose content appears late.
+//! slow page, a CAPTCHA page, a 503 and a page that shows its content only from the second visit.
 
 use std::sync::{Arc, Mutex};
 
@@ -32,6 +32,8 @@ pub struct Signup {
 pub struct Seen {
     /// Accepted sign-ups.
     pub signups: Arc<Mutex<Vec<Signup>>>,
+    /// Visits of `/late` so far.
+    pub late_visits: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 const FORM: &str = r#"<form method="post" action="/signup" enctype="multipart/form-data">
@@ -106,13 +108,28 @@ async fn two_fa(Query(q): Query<std::collections::HashMap<String, String>>) -> H
     }
 }
 
+/// The first visit never shows `#later` (a task stuck there until something kills it); later visits show it.
+async fn late(State(seen): State<Seen>) -> Html<String> {
+    let visit = seen
+        .late_visits
+        .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    if visit == 0 {
+        page("<p>wait</p>")
+    } else {
+        page("<p id=\"later\">here</p>")
+    }
+}
+
 /// The site's routes.
 pub fn router(seen: Seen) -> Router {
     Router::new()
         .route("/signup", get(|| async { page(FORM) }).post(signup))
         .route("/welcome", get(welcome))
         .route("/2fa", get(two_fa))
-        .route("/cover.png", get(|| async { ([("content-type", "image/png")], png()) }))
+        .route(
+            "/cover.png",
+            get(|| async { ([("content-type", "image/png")], png()) }),
+        )
         .route("/not-an-image", get(|| async { "hello, I am text" }))
         .route("/slow", get(|| async { page("<p>loading forever…</p>") }))
         .route(
@@ -125,12 +142,6 @@ pub fn router(seen: Seen) -> Router {
             "/boom",
             get(|| async { (StatusCode::SERVICE_UNAVAILABLE, page("<p>down</p>")) }),
         )
-        .route(
-            "/late",
-            get(|| async {
-                page("<p>wait</p><script>setTimeout(() => { const p = document.createElement('p'); \
-                      p.id = 'later'; p.textContent = 'here'; document.body.appendChild(p); }, 1500)</script>")
-            }),
-        )
+        .route("/late", get(late))
         .with_state(seen)
 }
