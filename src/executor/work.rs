@@ -198,7 +198,8 @@ impl Inner {
             }
             Failure::Halt => {
                 self.halt();
-                self.release(claimed)
+                self.release(claimed);
+                Outcome::Halted
             }
             Failure::Permanent { reason } if loading => {
                 self.start_and_fail(claimed, entry, reason).await
@@ -245,7 +246,8 @@ impl Inner {
                 }
                 Failure::Halt => {
                     self.halt();
-                    return self.release(claimed);
+                    self.release(claimed);
+                    return Outcome::Halted;
                 }
             }
         }

@@ -6,6 +6,7 @@ mod browser_pool;
 mod demo_sites;
 mod executor;
 mod executor_binary;
+mod executor_limits;
 mod fetcher;
 mod helpers;
 mod layering;
