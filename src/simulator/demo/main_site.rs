@@ -11,14 +11,10 @@ use axum::response::{IntoResponse, Redirect, Response};
 
 use super::super::Shared;
 use super::super::mail::Outgoing;
-use super::accounts::{
-    self, SESSION_COOKIE, Show, cookie, redirect_with_cookie, session_email, set_cookie,
-};
+use super::accounts::{self, Show, session_email};
 use super::html::{esc, input, page, page_with};
-use super::{SiteCtx, feed, two_factor};
+use super::{SiteCtx, feed};
 
-/// Cookie of a login whose password was right and whose TOTP code is awaited.
-pub const PENDING_COOKIE: &str = "demo_pending";
 /// Largest cover accepted, in bytes.
 pub const MAX_COVER_BYTES: usize = 5 * 1024 * 1024;
 
@@ -100,99 +96,6 @@ pub async fn verify(
         );
     }
     Redirect::to(&format!("{}?verified=1", ctx.path("/login"))).into_response()
-}
-
-/// After a right password: a TOTP step when the mailbox has a second factor, else straight in.
-pub fn after_password(sim: &Shared, ctx: &SiteCtx, email: &str) -> Response {
-    if sim.twofa_for(email).is_some() {
-        let token = accounts::token();
-        sim.demo.with_site(&ctx.domain, |s| {
-            s.pending.insert(token.clone(), email.to_owned())
-        });
-        return redirect_with_cookie(
-            &ctx.path("/login/2fa"),
-            set_cookie(ctx, PENDING_COOKIE, &token),
-        );
-    }
-    let session = sim.demo.with_site(&ctx.domain, |s| s.open_session(email));
-    redirect_with_cookie(
-        &ctx.path("/dashboard"),
-        set_cookie(ctx, SESSION_COOKIE, &session),
-    )
-}
-
-fn totp_body(ctx: &SiteCtx) -> String {
-    format!(
-        r#"<p id="totp-hint">Enter the 6-digit code from your authenticator app.</p><form id="totp-form" method="post" action="{}">{}<button id="totp-submit" type="submit">Continue</button></form>"#,
-        ctx.path("/login/2fa"),
-        input("totp", "code", "text", "Authentication code", ""),
-    )
-}
-
-/// `GET /login/2fa`.
-pub async fn totp_form(ctx: SiteCtx) -> Response {
-    page(&ctx, "Two-step verification", None, &totp_body(&ctx)).into_response()
-}
-
-/// `POST /login/2fa` (field `code`): a valid code, not used before, opens the session.
-pub async fn totp(
-    State(sim): State<Shared>,
-    ctx: SiteCtx,
-    headers: HeaderMap,
-    Form(form): Form<HashMap<String, String>>,
-) -> Response {
-    if let Some(fault) = sim.demo.step("totp").await {
-        return fault;
-    }
-    let pending = cookie(&headers, PENDING_COOKIE);
-    let email = pending.as_ref().and_then(|t| {
-        sim.demo
-            .with_site(&ctx.domain, |s| s.pending.get(t).cloned())
-    });
-    let Some(email) = email else {
-        return Redirect::to(&ctx.path("/login")).into_response();
-    };
-    let code = form.get("code").map_or("", |v| v.trim()).to_owned();
-    let step = sim
-        .twofa_for(&email)
-        .and_then(|secret| two_factor::check(&secret, &code, now_secs()));
-    let refuse = |m: &str| {
-        page_with(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            &ctx,
-            "Two-step verification",
-            m,
-            &totp_body(&ctx),
-        )
-    };
-    let Some(step) = step else {
-        return refuse("Invalid authentication code");
-    };
-    let accepted = sim.demo.with_site(&ctx.domain, |s| {
-        let user = s.user_mut(&email)?;
-        if user.last_totp_step.is_some_and(|last| step <= last) {
-            return None;
-        }
-        user.last_totp_step = Some(step);
-        if let Some(t) = &pending {
-            s.pending.remove(t);
-        }
-        Some(s.open_session(&email))
-    });
-    match accepted {
-        Some(session) => redirect_with_cookie(
-            &ctx.path("/dashboard"),
-            set_cookie(&ctx, SESSION_COOKIE, &session),
-        ),
-        None => refuse("This code was already used; wait for the next one"),
-    }
-}
-
-fn now_secs() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or_default()
 }
 
 fn show_form_body(ctx: &SiteCtx) -> String {

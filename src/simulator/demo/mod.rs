@@ -9,6 +9,7 @@ mod admin;
 mod feed;
 mod html;
 mod main_site;
+mod site_data;
 mod sub_site;
 mod two_factor;
 
@@ -245,7 +246,7 @@ pub fn routes() -> Router<Shared> {
         )
         .route(
             "/demo/{domain}/login/2fa",
-            get(main_site::totp_form).post(main_site::totp),
+            get(two_factor::totp_form).post(two_factor::totp),
         )
         .route(
             "/demo/{domain}/shows/new",
