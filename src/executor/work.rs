@@ -23,6 +23,14 @@ use crate::task_api::ApiError;
 /// API.md: `error_message` is at most 1000 characters.
 const ERROR_MESSAGE_MAX: usize = 1000;
 
+/// One started task on its way through the driver.
+struct Run<'a> {
+    claimed: &'a Claimed,
+    entry: &'a QueueEntry,
+    task: &'a Task,
+    stop: &'a CancellationToken,
+}
+
 impl Inner {
     /// Processes one claimed entry to its end. `stop` abandons a driver run (shutdown past its grace).
     pub(super) async fn handle(&self, claimed: Claimed, stop: &CancellationToken) -> Outcome {
@@ -95,19 +103,8 @@ impl Inner {
         entry: &QueueEntry,
         stop: &CancellationToken,
     ) -> Outcome {
-        match self.outbox.get(&entry.id).await {
-            Ok(Some(record)) => return self.resume(claimed, record).await,
-            Ok(None) => {}
-            Err(e @ OutboxError::Tampered { .. }) => {
-                tracing::error!(error = %e, "refusing a tampered outbox record");
-                return self
-                    .dead_letter(claimed, "outbox record failed authentication")
-                    .await;
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "outbox unreadable; releasing the entry");
-                return self.release(claimed);
-            }
+        if let Some(done) = self.check_outbox(claimed, entry).await {
+            return done;
         }
         let t0 = Instant::now();
         let task = match self.api.get(&entry.id).await {
@@ -132,9 +129,43 @@ impl Inner {
         let waited = now_ms().saturating_sub(entry.fetched_at_ms);
         self.metrics
             .fetch_to_start(entry.site.as_str(), Duration::from_millis(waited));
+        let run = Run {
+            claimed,
+            entry,
+            task: &task,
+            stop,
+        };
+        self.register_and_report(driver.as_ref(), run).await
+    }
+
+    /// Step 3: a result already waiting in the outbox is reported instead of running anything.
+    /// `None` when there is none and the task must run.
+    async fn check_outbox(&self, claimed: &Claimed, entry: &QueueEntry) -> Option<Outcome> {
+        match self.outbox.get(&entry.id).await {
+            Ok(Some(record)) => Some(self.resume(claimed, record).await),
+            Ok(None) => None,
+            Err(e @ OutboxError::Tampered { .. }) => {
+                tracing::error!(error = %e, "refusing a tampered outbox record");
+                let reason = "outbox record failed authentication";
+                Some(self.dead_letter(claimed, reason).await)
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "outbox unreadable; releasing the entry");
+                Some(self.release(claimed))
+            }
+        }
+    }
+
+    /// Steps 6–8 after `start`: the driver's attempts, then the report of their result.
+    async fn register_and_report(&self, driver: &dyn Driver, run: Run<'_>) -> Outcome {
+        let Run {
+            claimed,
+            entry,
+            task,
+            stop,
+        } = run;
         let t0 = Instant::now();
-        let Some((result, attempts)) = self.attempts(driver.as_ref(), &task, entry, stop).await
-        else {
+        let Some((result, attempts)) = self.attempts(driver, task, entry, stop).await else {
             tracing::warn!("shutdown: abandoning the running task; its entry stays un-acked");
             return self.release(claimed);
         };
@@ -167,7 +198,8 @@ impl Inner {
             }
             Failure::Halt => {
                 self.halt();
-                self.release(claimed)
+                self.release(claimed);
+                Outcome::Halted
             }
             Failure::Permanent { reason } if loading => {
                 self.start_and_fail(claimed, entry, reason).await
@@ -214,7 +246,8 @@ impl Inner {
                 }
                 Failure::Halt => {
                     self.halt();
-                    return self.release(claimed);
+                    self.release(claimed);
+                    return Outcome::Halted;
                 }
             }
         }

@@ -189,3 +189,26 @@ async fn executor_binary_keeps_secrets_out_of_debug_logs_and_redis() {
     assert!(env.sim.audit().clean);
     cleanup(&env.prefix).await;
 }
+
+#[tokio::test]
+async fn executor_binary_refuses_bad_configuration_and_missing_recipes_clearly() {
+    let env = TestEnv::new().await;
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("config.log");
+    let bad_key = [("PW_OUTBOX_KEY", "not-a-key-but-a-secret-77")];
+    let mut child = spawn_binary(&env, "misconfigured", &bad_key, &log);
+    assert_eq!(exit_status(&mut child).await.code(), Some(2));
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.contains("PW_OUTBOX_KEY"), "{text}");
+    assert!(
+        !text.contains("not-a-key-but-a-secret-77"),
+        "the bad secret was echoed"
+    );
+
+    // No synthetic domains and no recipes: nothing could ever be run, so start-up fails.
+    let mut child = spawn_binary(&env, "driverless", &[], &log);
+    assert_eq!(exit_status(&mut child).await.code(), Some(1));
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.contains("recipe"), "{text}");
+    cleanup(&env.prefix).await;
+}

@@ -187,8 +187,9 @@ async fn fetcher_standby_takes_over_when_the_leader_dies() {
     })
     .await;
     let took = died.elapsed();
+    // The lease runs out at most `ttl` after the last renewal, which came before `died`.
     assert!(
-        took <= ttl + Duration::from_millis(500),
+        took <= ttl + Duration::from_secs(1),
         "takeover took {took:?}"
     );
     assert!(b.lock().await.is_leader());
@@ -246,9 +247,9 @@ async fn fetcher_process_killed_with_sigkill_is_replaced_by_the_standby() {
         || async { leader_token(&prefix).await.filter(|t| t.contains(&b_pid)) },
     )
     .await;
-    // Lease 1.5 s, standby checks every 0.5 s, plus process start-up slack.
+    // Lease 1.5 s, standby checks every 0.5 s, plus the standby's own start-up on a loaded machine.
     assert!(
-        killed.elapsed() < Duration::from_secs(4),
+        killed.elapsed() < Duration::from_secs(8),
         "took {:?}",
         killed.elapsed()
     );

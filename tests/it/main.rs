@@ -3,9 +3,11 @@
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
 mod browser_pool;
+mod compose;
 mod demo_sites;
 mod executor;
 mod executor_binary;
+mod executor_limits;
 mod fetcher;
 mod helpers;
 mod layering;

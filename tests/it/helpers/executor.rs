@@ -76,6 +76,11 @@ impl TestEnv {
             ("PW_METRICS_ADDR", "127.0.0.1:0".to_owned()),
             ("PW_POLL_MIN_MS", "50".to_owned()),
             ("PW_POLL_MAX_MS", "200".to_owned()),
+            // No recipes: the binary serves only its synthetic domains and sets up no browser.
+            (
+                "PW_RECIPES_DIR",
+                "/nonexistent/pw-exec-test-recipes".to_owned(),
+            ),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))

@@ -2,6 +2,7 @@
 
 #![allow(dead_code)]
 
+pub mod compose;
 pub mod executor;
 pub mod monitoring;
 pub mod streams;
