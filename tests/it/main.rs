@@ -3,7 +3,9 @@
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
 mod helpers;
+mod image;
 mod layering;
+mod mailbox;
 mod metrics;
 mod producer;
 mod readme;
