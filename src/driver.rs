@@ -18,6 +18,16 @@ pub enum DriverError {
     Transient(String),
 }
 
+impl DriverError {
+    /// The failure-artifacts note a recipe driver appends to its message (`artifacts: <dir>`), for the
+    /// `fail` report's `note`.
+    pub fn note(&self) -> Option<&str> {
+        let (DriverError::Permanent(m) | DriverError::Transient(m)) = self;
+        let start = m.rfind("(artifacts: ")?;
+        m[start + 1..].strip_suffix(')')
+    }
+}
+
 /// Registers an account on one platform family. Messages in errors must never contain a secret.
 #[async_trait::async_trait]
 pub trait Driver: Send + Sync {

@@ -3,22 +3,34 @@
 //! per platform and report back. A `simulator` stands in for the manager API in tests and demos.
 //!
 //! # Layout
+//! - [`browser`]: the headless Chromium pool: one fresh context per task, recycling, crash recovery.
+//! - [`recipe`]: the recipe language (parse, validate) and the recipe driver running it in the browser.
 //! - [`task`]: the task, its id, site kind, stream entry and registration result; pure data.
 //! - [`config`]: `PW_*` environment variables into typed per-role sections.
 //! - [`task_api`]: the manager API client and its error classification.
 //! - [`driver`]: the `Driver` trait the executor runs tasks through.
+//! - [`executor`]: claims entries, runs drivers, reports back; bounded, drained on SIGTERM.
 //! - [`streams`]: Redis key layout and stream operations.
+//! - [`outbox`]: finished results, encrypted, kept until the manager accepts their report.
+//! - [`fetcher`]: the fetch loop: manager API → routing → de-duplicated enqueue, leader lease, backpressure.
 //! - [`metrics`]: Prometheus metrics, `/metrics` `/healthz` `/readyz`, and the stream-depth sampler.
+//! - [`simulator`]: a stand-in manager API (with faults and an audit) for tests and demos; imports nothing.
 //! - [`shutdown`], [`telemetry`]: signals and logging.
 //! - [`mailbox`]: verification mail over IMAP; [`totp`]: second-factor codes; [`image`]: the SSRF-guarded
 //!   `image_url` download.
 
+pub mod browser;
 pub mod config;
 pub mod driver;
+pub mod executor;
+pub mod fetcher;
 pub mod image;
 pub mod mailbox;
 pub mod metrics;
+pub mod outbox;
+pub mod recipe;
 pub mod shutdown;
+pub mod simulator;
 pub mod streams;
 pub mod task;
 pub mod task_api;

@@ -1,9 +1,16 @@
 //! Tracing subscriber set-up: JSON lines in production, human format on a terminal.
 //! Does not decide what is logged; secrets are kept out by their types, not filtered here.
+//!
+//! A JSON line carries the event's fields at the top level and every enclosing span's fields under `spans`
+//! (outermost first), so a `task{task_id=…}` span opened around a task's work tags every line logged inside
+//! it, however deeply nested (`jq 'select(.spans[]?.task_id == "…")'`).
 
 use std::io::IsTerminal;
 
+use tracing::Subscriber;
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::fmt::MakeWriter;
+use tracing_subscriber::util::SubscriberInitExt;
 
 /// Output format, mirrored from the config section so this module imports nothing from the crate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -17,24 +24,114 @@ pub enum Format {
 }
 
 /// Installs the global subscriber writing to stderr. Safe to call twice (the second call does nothing).
+/// An invalid `filter` falls back to `info`.
 pub fn init(filter: &str, format: Format) {
-    let filter = EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new("info"));
+    let terminal = std::io::stderr().is_terminal();
     let json = match format {
         Format::Json => true,
         Format::Pretty => false,
-        Format::Auto => !std::io::stderr().is_terminal(),
+        Format::Auto => !terminal,
     };
+    let _ = subscriber(filter, json, terminal, std::io::stderr).try_init();
+}
+
+/// The subscriber `init` installs, writing to `writer` (tests pass a buffer).
+fn subscriber<W>(
+    filter: &str,
+    json: bool,
+    ansi: bool,
+    writer: W,
+) -> Box<dyn Subscriber + Send + Sync + 'static>
+where
+    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+{
+    let filter = EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    let _ = if json {
-        builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(true)
-            .with_span_list(false)
-            .try_init()
+        .with_writer(writer);
+    if json {
+        Box::new(
+            builder
+                .json()
+                .flatten_event(true)
+                .with_current_span(false)
+                .with_span_list(true)
+                .finish(),
+        )
     } else {
-        builder.compact().try_init()
-    };
+        Box::new(builder.compact().with_ansi(ansi).finish())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use secrecy::SecretString;
+    use tracing::{info, info_span, warn};
+
+    use super::*;
+
+    #[derive(Clone, Default)]
+    struct Buffer(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Buffer {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn capture(json: bool, work: impl FnOnce()) -> String {
+        let buf = Buffer::default();
+        let sink = buf.clone();
+        let sub = subscriber("info", json, false, move || sink.clone());
+        tracing::subscriber::with_default(sub, work);
+        String::from_utf8(buf.0.lock().unwrap().clone()).unwrap()
+    }
+
+    fn task_work() {
+        let password = SecretString::from("hunter2-secret");
+        let task = info_span!("task", task_id = "t-42", site = "main");
+        let _task = task.enter();
+        info!("claimed");
+        let step = info_span!("step", step = "fill");
+        let _step = step.enter();
+        warn!(password = ?password, error = "selector missing", "step failed");
+    }
+
+    #[test]
+    fn json_lines_carry_the_task_id_inside_nested_spans() {
+        let out = capture(true, task_work);
+        let lines: Vec<serde_json::Value> = out
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 2, "{out}");
+        for line in &lines {
+            assert_eq!(line["spans"][0]["task_id"], "t-42", "{line}");
+            assert!(line["timestamp"].is_string() && line["level"].is_string());
+        }
+        assert_eq!(lines[1]["message"], "step failed");
+        assert_eq!(lines[1]["error"], "selector missing");
+        assert_eq!(lines[1]["spans"][1]["step"], "fill");
+        assert!(!out.contains("hunter2"), "{out}");
+    }
+
+    #[test]
+    fn human_format_names_the_task_and_hides_secrets() {
+        let out = capture(false, task_work);
+        assert!(
+            out.contains("task_id=\"t-42\"") || out.contains("task_id=t-42"),
+            "{out}"
+        );
+        assert!(
+            out.contains("step failed") && !out.contains("hunter2"),
+            "{out}"
+        );
+        assert!(serde_json::from_str::<serde_json::Value>(out.lines().next().unwrap()).is_err());
+    }
 }

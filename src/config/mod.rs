@@ -2,11 +2,13 @@
 //! `PW_CONFIG_FILE`), parsed once into typed per-role sections and validated at start-up. The only module that
 //! reads the environment. Secrets may also come from `<NAME>_FILE`; none can be given on the command line.
 
+mod browser;
 mod mail;
 mod sections;
 mod simulator;
 mod source;
 
+pub use browser::*;
 pub use mail::*;
 pub use sections::*;
 pub use simulator::*;
@@ -77,5 +79,6 @@ pub fn handle_args(binary: &str, role: Role, about: &str) -> Result<(), ConfigEr
 pub fn all_vars() -> impl Iterator<Item = &'static Var> {
     VARS.iter()
         .chain(SIMULATOR_VARS.iter())
+        .chain(BROWSER_VARS.iter())
         .chain(MAIL_VARS.iter())
 }

@@ -306,6 +306,22 @@ pub mod vars {
         [F, E],
         "How often stream lag, pending, dead letters and the outbox are sampled from Redis"
     );
+    var!(
+        SYNTHETIC_DOMAINS,
+        "PW_SYNTHETIC_DOMAINS",
+        Some(""),
+        false,
+        [E],
+        "Benchmark/test only: domains served by a synthetic driver that registers nothing, e.g. a.test,b.test"
+    );
+    var!(
+        SYNTHETIC_DELAY_MS,
+        "PW_SYNTHETIC_DELAY_MS",
+        Some("0"),
+        false,
+        [E],
+        "Benchmark/test only: how long one synthetic registration takes"
+    );
 }
 use vars::*;
 
@@ -346,6 +362,8 @@ pub const VARS: &[Var] = &[
     METRICS_ADDR,
     HEALTH_STALL_SECS,
     SAMPLE_INTERVAL_MS,
+    SYNTHETIC_DOMAINS,
+    SYNTHETIC_DELAY_MS,
 ];
 
 /// Log output settings.
@@ -603,6 +621,10 @@ pub struct ExecutorSettings {
     pub consumer_name: String,
     /// Main-site domains, normalised.
     pub main_domains: Vec<String>,
+    /// Benchmark/test only: domains served by the synthetic driver, normalised.
+    pub synthetic_domains: Vec<String>,
+    /// Benchmark/test only: duration of one synthetic registration.
+    pub synthetic_delay: Duration,
 }
 
 impl ExecutorSettings {
@@ -639,6 +661,16 @@ impl ExecutorSettings {
             outbox_retry: src.millis(&OUTBOX_RETRY_MS)?,
             consumer_name,
             main_domains: main_domains(src),
+            synthetic_domains: src
+                .list(&SYNTHETIC_DOMAINS)
+                .iter()
+                .map(|d| normalise_domain(d))
+                .collect(),
+            synthetic_delay: Duration::from_millis(src.int_in(
+                &SYNTHETIC_DELAY_MS,
+                0,
+                86_400_000,
+            )?),
         })
     }
 }
@@ -748,6 +780,14 @@ pub struct ExecutorConfig {
     pub executor: ExecutorSettings,
     /// Metrics endpoint.
     pub metrics: MetricsSettings,
+    /// Browser pool and recipe runner.
+    pub browser: super::BrowserSettings,
+    /// IMAP for verification mail (recipes' `wait_mail`).
+    pub mail: super::MailSettings,
+    /// `image_url` download limits (recipes' `upload_image`).
+    pub image: super::ImageSettings,
+    /// TOTP code use (recipes' `totp`).
+    pub totp: super::TotpSettings,
 }
 
 impl ExecutorConfig {
@@ -762,7 +802,18 @@ impl ExecutorConfig {
             api: ApiSettings::from_source(src)?,
             executor: ExecutorSettings::from_source(src)?,
             metrics: MetricsSettings::from_source(src, Role::Executor)?,
+            browser: super::BrowserSettings::from_source(src)?,
+            mail: super::MailSettings::from_source(src)?,
+            image: super::ImageSettings::from_source(src)?,
+            totp: super::TotpSettings::from_source(src)?,
         };
+        // The recipe must end first, so a timed-out run still saves its failure artifacts.
+        if c.browser.recipe_timeout >= c.executor.task_timeout {
+            return Err(ConfigError::Invalid {
+                var: super::browser_vars::RECIPE_TIMEOUT_SECS.name,
+                reason: format!("must be under {}", TASK_TIMEOUT_SECS.name),
+            });
+        }
         // A task may legitimately run this long without anything finishing.
         if c.metrics.stall_after <= c.executor.task_timeout {
             return Err(ConfigError::Invalid {

@@ -11,9 +11,7 @@ mod server;
 
 use std::time::Duration;
 
-use prometheus::{
-    Encoder, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
-};
+use prometheus::{Encoder, IntGaugeVec, Opts, Registry, TextEncoder};
 
 pub use health::{Health, Liveness, Readiness};
 pub use labels::{Endpoint, ErrorClass, MailOutcome, Outcome, RestartReason, Stage, StatusClass};
@@ -22,6 +20,7 @@ pub use sampler::{SamplerSpec, run_sampler, sample_once};
 pub use server::{router, serve};
 
 use labels::{OTHER_DOMAIN, SITES, normalise_domain, site};
+use names::{Counters, Gauges, Histograms};
 
 /// What a process tells [`Metrics::new`] about itself.
 #[derive(Debug, Clone)]
@@ -37,46 +36,20 @@ pub struct MetricsOptions {
     pub stall_after: Duration,
 }
 
-/// Counter families (all `_total`).
-#[derive(Debug)]
-struct Counters {
-    fetched: IntCounterVec,
-    enqueued: IntCounterVec,
-    deduplicated: IntCounterVec,
-    finished: IntCounterVec,
-    failures: IntCounterVec,
-    task_retries: IntCounterVec,
-    api_requests: IntCounterVec,
-    api_retries: IntCounterVec,
-    browser_restarts: IntCounterVec,
-}
-
-/// Histogram families (all `_seconds`).
-#[derive(Debug)]
-struct Histograms {
-    task: HistogramVec,
-    stage: HistogramVec,
-    fetch_to_start: HistogramVec,
-    api: HistogramVec,
-    mail_wait: HistogramVec,
-}
-
-/// Gauges.
-#[derive(Debug)]
-struct Gauges {
-    in_flight: IntGauge,
-    free_slots: IntGauge,
-    stream_length: IntGaugeVec,
-    stream_lag: IntGaugeVec,
-    stream_pending: IntGaugeVec,
-    outbox: IntGauge,
-    browser_contexts: IntGauge,
-    browser_memory: IntGauge,
-    leader: IntGauge,
-    backpressure: IntGauge,
-    api_key_refused: IntGauge,
-    redis_up: IntGauge,
-    manager_up: IntGauge,
+/// One reading of the browser pool's cumulative counters and gauges (the fields of `browser::PoolStats`;
+/// this module imports nothing from the crate), for [`Metrics::observe_browser`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BrowserSample {
+    /// Browsers replaced after their task budget, since start.
+    pub restarts_recycle: u64,
+    /// Browsers replaced for memory, since start.
+    pub restarts_memory: u64,
+    /// Browsers replaced after a crash, since start.
+    pub restarts_crash: u64,
+    /// Contexts open now.
+    pub contexts: usize,
+    /// Summed PSS of the live browsers' process trees, bytes.
+    pub pss_bytes: u64,
 }
 
 /// Every metric handle of one process, plus its [`Health`]. Built once per binary, shared as `Arc<Metrics>`.
@@ -89,6 +62,8 @@ pub struct Metrics {
     histograms: Histograms,
     gauges: Gauges,
     health: Health,
+    /// Restart totals of the last [`BrowserSample`], so counters grow by the difference.
+    browser_seen: std::sync::Mutex<BrowserSample>,
 }
 
 impl Metrics {
@@ -108,6 +83,7 @@ impl Metrics {
             histograms: names::histograms(&registry)?,
             gauges: names::gauges(&registry)?,
             health: Health::new(opts.stall_after),
+            browser_seen: std::sync::Mutex::new(BrowserSample::default()),
             domains,
             registry,
         };
@@ -380,6 +356,37 @@ impl Metrics {
         self.gauges
             .browser_memory
             .set(i64::try_from(memory_bytes).unwrap_or(i64::MAX));
+    }
+
+    /// Records a reading of the pool's cumulative stats: restart counters grow by what is new since the
+    /// previous reading, the context and memory gauges are set. Call it from a periodic sampler.
+    pub fn observe_browser(&self, sample: BrowserSample) {
+        let mut seen = self.browser_seen.lock().unwrap_or_else(|e| e.into_inner());
+        for (reason, now, before) in [
+            (
+                RestartReason::Recycle,
+                sample.restarts_recycle,
+                seen.restarts_recycle,
+            ),
+            (
+                RestartReason::Memory,
+                sample.restarts_memory,
+                seen.restarts_memory,
+            ),
+            (
+                RestartReason::Crash,
+                sample.restarts_crash,
+                seen.restarts_crash,
+            ),
+        ] {
+            let c = self
+                .counters
+                .browser_restarts
+                .with_label_values(&[reason.as_str()]);
+            c.inc_by(now.saturating_sub(before));
+        }
+        *seen = sample;
+        self.set_browser(sample.contexts, sample.pss_bytes);
     }
 
     /// One wait for a verification mail.

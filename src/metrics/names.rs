@@ -5,7 +5,47 @@ use prometheus::{
     HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
 };
 
-use super::{Counters, Gauges, Histograms};
+/// Counter families (all `_total`).
+#[derive(Debug)]
+pub(super) struct Counters {
+    pub(super) fetched: IntCounterVec,
+    pub(super) enqueued: IntCounterVec,
+    pub(super) deduplicated: IntCounterVec,
+    pub(super) finished: IntCounterVec,
+    pub(super) failures: IntCounterVec,
+    pub(super) task_retries: IntCounterVec,
+    pub(super) api_requests: IntCounterVec,
+    pub(super) api_retries: IntCounterVec,
+    pub(super) browser_restarts: IntCounterVec,
+}
+
+/// Histogram families (all `_seconds`).
+#[derive(Debug)]
+pub(super) struct Histograms {
+    pub(super) task: HistogramVec,
+    pub(super) stage: HistogramVec,
+    pub(super) fetch_to_start: HistogramVec,
+    pub(super) api: HistogramVec,
+    pub(super) mail_wait: HistogramVec,
+}
+
+/// Gauges.
+#[derive(Debug)]
+pub(super) struct Gauges {
+    pub(super) in_flight: IntGauge,
+    pub(super) free_slots: IntGauge,
+    pub(super) stream_length: IntGaugeVec,
+    pub(super) stream_lag: IntGaugeVec,
+    pub(super) stream_pending: IntGaugeVec,
+    pub(super) outbox: IntGauge,
+    pub(super) browser_contexts: IntGauge,
+    pub(super) browser_memory: IntGauge,
+    pub(super) leader: IntGauge,
+    pub(super) backpressure: IntGauge,
+    pub(super) api_key_refused: IntGauge,
+    pub(super) redis_up: IntGauge,
+    pub(super) manager_up: IntGauge,
+}
 
 /// Tasks listed by `GET /links`, by `site`.
 pub const TASKS_FETCHED: &str = "pw_tasks_fetched_total";

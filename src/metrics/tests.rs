@@ -169,3 +169,31 @@ async fn endpoints_answer_over_http() {
     cancel.cancel();
     server.await.unwrap().unwrap();
 }
+
+#[test]
+fn browser_samples_turn_totals_into_counter_increments() {
+    let m = metrics();
+    let mut s = BrowserSample {
+        restarts_recycle: 2,
+        restarts_crash: 1,
+        contexts: 3,
+        pss_bytes: 400_000_000,
+        ..BrowserSample::default()
+    };
+    m.observe_browser(s);
+    s.restarts_recycle = 5;
+    s.contexts = 1;
+    m.observe_browser(s);
+    m.observe_browser(s);
+    let text = m.render();
+    assert!(
+        text.contains(r#"pw_browser_restarts_total{reason="recycle"} 5"#),
+        "{text}"
+    );
+    assert!(text.contains(r#"pw_browser_restarts_total{reason="crash"} 1"#));
+    assert!(text.contains(r#"pw_browser_restarts_total{reason="memory"} 0"#));
+    assert!(
+        text.contains("pw_browser_contexts 1")
+            && text.contains("pw_browser_memory_bytes 400000000")
+    );
+}

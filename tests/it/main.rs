@@ -2,13 +2,25 @@
 
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
+mod browser_pool;
+mod compose;
+mod demo_sites;
+mod executor;
+mod executor_binary;
+mod executor_limits;
+mod fetcher;
 mod helpers;
 mod image;
 mod layering;
 mod mailbox;
 mod metrics;
+mod monitoring;
+mod outbox;
+mod pipeline;
 mod producer;
 mod readme;
+mod recipe_run;
+mod simulator;
 mod smoke;
 mod streams;
 mod task_api;

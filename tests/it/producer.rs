@@ -2,25 +2,13 @@
 
 use std::time::Duration;
 
-use podcast_worker::config::StreamSettings;
 use podcast_worker::streams::producer::{Enqueued, Producer};
 use podcast_worker::streams::{ENTRY_FIELD, GROUP};
 use podcast_worker::task::{ListedTask, QueueEntry, Site, TaskId};
 use redis::AsyncCommands;
 
-use crate::helpers::{cleanup, redis_conn, redis_url, unique_prefix};
-
-pub fn stream_settings(prefix: &str) -> StreamSettings {
-    StreamSettings {
-        redis_url: redis_url().into(),
-        key_prefix: prefix.to_owned(),
-        maxlen: 10_000,
-        claim_idle: Duration::from_secs(60),
-        lease_renew: Duration::from_secs(10),
-        max_deliveries: 5,
-        read_block: Duration::from_millis(100),
-    }
-}
+use crate::helpers::streams::stream_settings;
+use crate::helpers::{cleanup, redis_conn, unique_prefix};
 
 fn entry(id: &str, site: Site) -> QueueEntry {
     let task = ListedTask {

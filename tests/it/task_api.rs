@@ -226,3 +226,91 @@ async fn task_api_sends_report_bodies_and_marks_a_409_after_a_retry() {
         serde_json::json!({"username": "pod", "cookie": "sid=1", "link_rss": "https://f.test/rss"})
     );
 }
+
+mod against_the_simulator {
+    use podcast_worker::task::{Registration, TaskId};
+    use podcast_worker::task_api::{ApiError, TaskApiClient};
+    use secrecy::ExposeSecret;
+
+    use crate::helpers::fetcher::{SIM_KEY, api_settings, simulator};
+
+    #[tokio::test]
+    async fn task_api_round_trips_a_task_with_the_simulator() {
+        let sim = simulator(1, 0).await;
+        let api = TaskApiClient::new(&api_settings(&sim.api_base_url(), SIM_KEY)).unwrap();
+        let page = api.list(10).await.unwrap();
+        assert_eq!((page.tasks.len(), page.malformed, page.skipped), (1, 0, 0));
+        let id = page.tasks[0].id.clone();
+        let task = api.get(&id).await.unwrap();
+        assert!(!task.password.expose_secret().is_empty());
+        assert!(!format!("{task:?}").contains(task.password.expose_secret()));
+        api.start(&id).await.unwrap();
+        api.start(&id).await.unwrap(); // idempotent
+        let reg = Registration {
+            email: Some(task.email.clone()),
+            link_rss: Some("https://feeds.test/a/rss".into()),
+            ..Registration::default()
+        };
+        api.complete(&id, &reg).await.unwrap();
+        let again = api.complete(&id, &reg).await.unwrap_err();
+        assert!(
+            matches!(
+                again,
+                ApiError::Rejected {
+                    status: 409,
+                    retried: false,
+                    ..
+                }
+            ),
+            "{again:?}"
+        );
+        let view = sim.task(id.as_str()).unwrap();
+        assert_eq!(view.state, "completed");
+        assert_eq!(
+            view.report.unwrap().link_rss.as_deref(),
+            Some("https://feeds.test/a/rss")
+        );
+        assert!(
+            sim.audit()
+                .violations
+                .iter()
+                .all(|v| v.task_id == id.as_str())
+        );
+    }
+
+    #[tokio::test]
+    async fn task_api_fail_is_cut_to_what_the_simulator_accepts() {
+        let sim = simulator(1, 0).await;
+        let api = TaskApiClient::new(&api_settings(&sim.api_base_url(), SIM_KEY)).unwrap();
+        let id = api.list(1).await.unwrap().tasks[0].id.clone();
+        api.start(&id).await.unwrap();
+        api.fail(&id, &"ừ".repeat(1500), Some("artifacts: none"))
+            .await
+            .unwrap();
+        let view = sim.task(id.as_str()).unwrap();
+        assert_eq!(view.last_error.unwrap().chars().count(), 1000);
+    }
+
+    #[tokio::test]
+    async fn task_api_maps_the_simulators_404_and_401() {
+        let sim = simulator(1, 0).await;
+        let api = TaskApiClient::new(&api_settings(&sim.api_base_url(), SIM_KEY)).unwrap();
+        let id = api.list(1).await.unwrap().tasks[0].id.clone();
+        assert!(sim.delete_task(id.as_str()));
+        assert!(matches!(
+            api.get(&id).await.unwrap_err(),
+            ApiError::NotFound
+        ));
+        let unknown = TaskId::parse("no-such-task").unwrap();
+        assert!(matches!(
+            api.start(&unknown).await.unwrap_err(),
+            ApiError::NotFound
+        ));
+        let wrong = TaskApiClient::new(&api_settings(&sim.api_base_url(), "wrong")).unwrap();
+        let err = wrong.list(1).await.unwrap_err();
+        assert!(
+            matches!(err, ApiError::Unauthorized { status: 401 | 403 }),
+            "{err:?}"
+        );
+    }
+}

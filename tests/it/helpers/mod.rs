@@ -2,7 +2,10 @@
 
 #![allow(dead_code)]
 
+pub mod compose;
+pub mod executor;
 pub mod mail;
+pub mod monitoring;
 pub mod streams;
 
 use std::future::Future;
@@ -72,5 +75,9 @@ where
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+pub mod browser;
 
+pub mod fetcher;
+pub mod fixture_site;
+pub mod pipeline;
 pub mod scripted_http;

@@ -1,0 +1,343 @@
+//! The executor: claims task entries from the streams, runs each through its platform's [`Driver`] and
+//! reports back, one bounded slot per task (DESIGN.md "Executor, per task", steps 1–9). Knows no site: the
+//! drivers do. [`Executor::process_next`] is one step (for tests); [`Executor::run`] is the loop.
+//!
+//! [`Driver`]: crate::driver::Driver
+
+mod failure;
+mod report;
+mod service;
+mod synthetic;
+mod validate;
+mod work;
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::{ApiSettings, ExecutorConfig, ExecutorSettings};
+use crate::driver::Drivers;
+use crate::metrics::Metrics;
+use crate::outbox::Outbox;
+use crate::streams::StreamError;
+use crate::streams::consumer::{Claimed, Consumer};
+use crate::task_api::{ApiError, ApiRequest, TaskApiClient};
+
+pub use failure::{Failure, ReportFate, error_class};
+pub use service::{ServiceError, run_service};
+pub use synthetic::{SyntheticDriver, drivers_from_config};
+pub use validate::{validate_registration, validate_task};
+
+/// How long claiming pauses after the manager refused our API key (401/403) before trying again.
+pub const HALT_PAUSE: Duration = Duration::from_secs(30);
+
+/// How one claimed entry ended (from this executor's point of view).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Nothing to claim within the read block time.
+    Idle,
+    /// Registered; `complete` accepted; entry acked, outbox and inflight cleared.
+    Completed,
+    /// `fail` accepted (invalid task, permanent failure, or attempts used up).
+    Failed,
+    /// The result is in the (encrypted) outbox because the manager did not accept the report yet; the
+    /// entry is acked and the outbox loop reports it later. The driver is never run again for it.
+    Deferred,
+    /// The manager no longer has the task (404): acked and dropped.
+    Gone,
+    /// The manager refused the report or the start (4xx): dropped, logged as an error.
+    Refused,
+    /// Undecodable, over-delivered or unusable: moved to the dead-letter stream.
+    DeadLettered,
+    /// Left un-acked for a later delivery (a transient failure before the driver ran, or shutdown).
+    Released,
+    /// The manager refused our API key: the entry is released and claiming pauses for [`HALT_PAUSE`].
+    Halted,
+}
+
+/// Why the executor could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ExecutorError {
+    /// Redis is unusable.
+    #[error("cannot use Redis")]
+    Redis(#[from] StreamError),
+    /// The manager API client cannot be built.
+    #[error("cannot build the manager API client")]
+    Api(#[from] ApiError),
+}
+
+/// Everything one task's processing needs, shared by the running tasks.
+pub(crate) struct Inner {
+    cfg: ExecutorSettings,
+    max_deliveries: u64,
+    consumer: Consumer,
+    outbox: Outbox,
+    api: TaskApiClient,
+    drivers: Drivers,
+    metrics: Arc<Metrics>,
+    slots: Arc<Semaphore>,
+    domain_slots: HashMap<String, Arc<Semaphore>>,
+    /// How long a report may hold the outbox lock of its task.
+    lock_ttl: Duration,
+    /// Entries claimed beyond what was asked (a blocking read can return both streams), run next.
+    buffered: Mutex<VecDeque<Claimed>>,
+    halted_until: Mutex<Option<Instant>>,
+}
+
+/// One executor process's engine. Cheap to clone.
+#[derive(Clone)]
+pub struct Executor {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Executor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Executor")
+            .field("consumer", &self.inner.consumer.name())
+            .field("drivers", &self.inner.drivers)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Executor {
+    /// Connects to Redis (creating the consumer groups if missing) and builds the API client, which
+    /// reports every request to `metrics`.
+    ///
+    /// # Errors
+    /// [`ExecutorError`] when Redis is unreachable or the client cannot be built.
+    pub async fn new(
+        config: &ExecutorConfig,
+        drivers: Drivers,
+        metrics: Arc<Metrics>,
+    ) -> Result<Self, ExecutorError> {
+        let cfg = config.executor.clone();
+        let consumer = Consumer::connect(&config.streams, &cfg.consumer_name).await?;
+        let outbox = Outbox::new(
+            consumer.connection(),
+            consumer.keys().clone(),
+            &cfg.outbox_key,
+        );
+        let observed = metrics.clone();
+        let api = TaskApiClient::new(&config.api)?.with_observer(Arc::new(move |r| {
+            observe(&observed, r);
+        }));
+        let domain_slots = cfg
+            .domain_limits
+            .iter()
+            .map(|(d, n)| (d.clone(), Arc::new(Semaphore::new(n.get()))))
+            .collect();
+        let inner = Inner {
+            slots: Arc::new(Semaphore::new(cfg.concurrency.get())),
+            max_deliveries: config.streams.max_deliveries,
+            lock_ttl: report_budget(&config.api),
+            cfg,
+            consumer,
+            outbox,
+            api,
+            drivers,
+            metrics,
+            domain_slots,
+            buffered: Mutex::new(VecDeque::new()),
+            halted_until: Mutex::new(None),
+        };
+        Ok(Self {
+            inner: Arc::new(inner),
+        })
+    }
+
+    /// This executor's consumer name.
+    pub fn consumer_name(&self) -> &str {
+        self.inner.consumer.name()
+    }
+
+    /// One step: claims one entry (abandoned ones first, then main, then sub, blocking up to the read
+    /// time) and processes it to the end, inline. Uses one concurrency slot.
+    ///
+    /// # Errors
+    /// [`StreamError`] when claiming failed (nothing was claimed).
+    pub async fn process_next(&self) -> Result<Outcome, StreamError> {
+        let permit = self.inner.slots.clone().acquire_owned().await;
+        let Some(claimed) = self.inner.next_claimed(1).await? else {
+            return Ok(Outcome::Idle);
+        };
+        let outcome = self.inner.handle(claimed, &CancellationToken::new()).await;
+        drop(permit);
+        Ok(outcome)
+    }
+
+    /// One pass of the outbox loop: reports every waiting result nobody else is reporting right now.
+    /// Returns how many were settled (accepted or dropped).
+    pub async fn retry_outbox_once(&self) -> usize {
+        self.inner.retry_outbox_once().await
+    }
+
+    /// Renews the leases of every entry this executor holds (also done by [`Executor::run`]).
+    ///
+    /// # Errors
+    /// [`StreamError`].
+    pub async fn renew_leases(&self) -> Result<(), StreamError> {
+        self.inner.consumer.renew_leases().await.map(drop)
+    }
+
+    /// Claims and runs tasks until `cancel`, then drains (step 9): stops claiming, lets running tasks
+    /// finish up to `shutdown_grace`, and leaves unfinished entries un-acked for another executor.
+    /// Lease renewal and the outbox loop run alongside until the drain ends.
+    pub async fn run(&self, cancel: CancellationToken) {
+        let background_stop = CancellationToken::new();
+        let hard_stop = CancellationToken::new();
+        let background = TaskTracker::new();
+        let tasks = TaskTracker::new();
+        let inner = self.inner.clone();
+        let bg = background_stop.clone();
+        background.spawn(async move { inner.consumer.run_lease_renewal(bg).await });
+        let inner = self.inner.clone();
+        let bg = background_stop.clone();
+        background.spawn(async move { inner.run_outbox_loop(bg).await });
+        tracing::info!(consumer = %self.consumer_name(), drivers = ?self.inner.drivers.domains(), "executor started");
+        self.dispatch(&cancel, &tasks, &hard_stop).await;
+        tracing::info!("stopped claiming; draining running tasks");
+        if !crate::shutdown::drain(&tasks, self.inner.cfg.shutdown_grace).await {
+            tracing::warn!(
+                "grace period over; unfinished entries stay un-acked for another executor"
+            );
+            hard_stop.cancel();
+            tasks.wait().await;
+        }
+        self.inner.abandon_buffered();
+        background_stop.cancel();
+        background.close();
+        background.wait().await;
+        tracing::info!("executor stopped");
+    }
+
+    /// The claim loop: one permit per slot, then one entry per permit, each run in `tasks`.
+    async fn dispatch(
+        &self,
+        cancel: &CancellationToken,
+        tasks: &TaskTracker,
+        hard_stop: &CancellationToken,
+    ) {
+        let inner = &self.inner;
+        while !cancel.is_cancelled() {
+            if let Some(wait) = inner.halt_remaining() {
+                cancel.run_until_cancelled(tokio::time::sleep(wait)).await;
+                continue;
+            }
+            let Some(Ok(permit)) = cancel
+                .run_until_cancelled(inner.slots.clone().acquire_owned())
+                .await
+            else {
+                break;
+            };
+            let want = 1 + inner.slots.available_permits();
+            match cancel.run_until_cancelled(inner.next_claimed(want)).await {
+                None => break,
+                Some(Ok(Some(claimed))) => self.spawn_task(tasks, claimed, permit, hard_stop),
+                Some(Ok(None)) => inner.metrics.health().record_progress(),
+                Some(Err(e)) => {
+                    inner.metrics.set_redis_reachable(false);
+                    tracing::warn!(error = %e, "claiming failed; will retry");
+                    cancel
+                        .run_until_cancelled(tokio::time::sleep(Duration::from_secs(1)))
+                        .await;
+                }
+            }
+        }
+    }
+
+    fn spawn_task(
+        &self,
+        tasks: &TaskTracker,
+        claimed: Claimed,
+        permit: OwnedSemaphorePermit,
+        hard_stop: &CancellationToken,
+    ) {
+        let inner = self.inner.clone();
+        let stop = hard_stop.clone();
+        inner.update_slots();
+        tasks.spawn(async move {
+            inner.handle(claimed, &stop).await;
+            drop(permit);
+            inner.update_slots();
+        });
+    }
+}
+
+impl Inner {
+    /// The next entry to work on: a buffered one, else up to `want` newly claimed (extras are buffered).
+    async fn next_claimed(&self, want: usize) -> Result<Option<Claimed>, StreamError> {
+        if let Some(c) = self.buffered.lock().ok().and_then(|mut b| b.pop_front()) {
+            return Ok(Some(c));
+        }
+        let mut got: VecDeque<Claimed> = self.consumer.claim(want).await?.into();
+        self.metrics.set_redis_reachable(true);
+        let first = got.pop_front();
+        if !got.is_empty()
+            && let Ok(mut b) = self.buffered.lock()
+        {
+            b.extend(got);
+        }
+        Ok(first)
+    }
+
+    fn abandon_buffered(&self) {
+        let left: Vec<Claimed> = match self.buffered.lock() {
+            Ok(mut b) => b.drain(..).collect(),
+            Err(_) => Vec::new(),
+        };
+        for c in &left {
+            self.consumer.abandon(c);
+        }
+    }
+
+    fn update_slots(&self) {
+        let free = self.slots.available_permits();
+        let in_flight = self.cfg.concurrency.get().saturating_sub(free);
+        self.metrics.set_slots(in_flight, free);
+        self.metrics.health().set_work_waiting(in_flight > 0);
+    }
+
+    /// Pauses claiming for [`HALT_PAUSE`] (the manager refused our API key).
+    fn halt(&self) {
+        tracing::error!(
+            pause_secs = HALT_PAUSE.as_secs(),
+            "the manager refuses the API key (401/403): claiming paused; check PW_API_KEY"
+        );
+        if let Ok(mut h) = self.halted_until.lock() {
+            *h = Some(Instant::now() + HALT_PAUSE);
+        }
+    }
+
+    fn halt_remaining(&self) -> Option<Duration> {
+        let until = (*self.halted_until.lock().ok()?)?;
+        let now = Instant::now();
+        (until > now).then(|| until - now)
+    }
+}
+
+/// Longest time one report may take with the client's retries: the lock TTL of the outbox.
+fn report_budget(api: &ApiSettings) -> Duration {
+    let attempts = api.retries + 1;
+    api.timeout * attempts + api.backoff_max * api.retries + Duration::from_secs(5)
+}
+
+fn observe(metrics: &Metrics, r: &ApiRequest) {
+    use crate::metrics::Endpoint as M;
+    use crate::task_api::Endpoint as A;
+    let endpoint = match r.endpoint {
+        A::List => M::List,
+        A::Get => M::Get,
+        A::Start => M::Start,
+        A::Complete => M::Complete,
+        A::Fail => M::Fail,
+    };
+    metrics.api_request(endpoint, r.status, r.elapsed);
+    if r.retry > 0 {
+        metrics.api_retry(endpoint);
+    }
+}

@@ -1,0 +1,206 @@
+//! Step 7/8's report path: the result goes to the encrypted outbox first, then `complete`/`fail`; the entry
+//! is acked either way, and the outbox record stays until the manager accepted it. The outbox loop
+//! re-reports waiting records. A per-task lock keeps two executors from sending the same report at once.
+
+use std::time::Duration;
+
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use super::failure::{ReportFate, error_class};
+use super::{Inner, Outcome};
+use crate::metrics::{Outcome as Finished, Stage};
+use crate::outbox::{OutboxError, OutboxRecord, Report};
+use crate::streams::consumer::Claimed;
+use crate::task::TaskId;
+use crate::task_api::ApiError;
+
+/// Tries of the outbox write while Redis is unreachable, one second apart, before reporting without it.
+const OUTBOX_WRITE_TRIES: u32 = 30;
+
+impl Inner {
+    /// Writes `record` to the outbox, reports it, and settles the entry (`claimed`, if any) by the answer.
+    pub(super) async fn deliver(&self, record: OutboxRecord, claimed: Option<&Claimed>) -> Outcome {
+        let id = record.task_id.clone();
+        let owner = self.consumer.name().to_owned();
+        if let Err(e) = self.outbox.lock(&id, &owner, self.lock_ttl).await {
+            tracing::warn!(error = %e, "outbox lock unavailable; reporting anyway");
+        }
+        self.write_outbox(&record).await;
+        self.report_and_settle(record, claimed).await
+    }
+
+    /// Step 3: the entry's task already has a result waiting: report it instead of running anything.
+    pub(super) async fn resume(&self, claimed: &Claimed, record: OutboxRecord) -> Outcome {
+        tracing::info!("result found in the outbox; reporting it without running the task again");
+        let owner = self.consumer.name().to_owned();
+        match self
+            .outbox
+            .lock(&record.task_id, &owner, self.lock_ttl)
+            .await
+        {
+            Ok(true) => self.report_and_settle(record, Some(claimed)).await,
+            Ok(false) => {
+                // Someone is reporting it right now; the record stays until they settle it.
+                if let Err(e) = self.consumer.ack(claimed, None).await {
+                    tracing::warn!(error = %e, "ack failed; the entry will be delivered again");
+                }
+                Outcome::Deferred
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "outbox lock unavailable; releasing the entry");
+                self.release(claimed)
+            }
+        }
+    }
+
+    async fn write_outbox(&self, record: &OutboxRecord) {
+        for attempt in 1..=OUTBOX_WRITE_TRIES {
+            match self.outbox.put(record).await {
+                Ok(()) => return,
+                Err(e) if attempt == OUTBOX_WRITE_TRIES => {
+                    tracing::error!(error = %e, "outbox write failed; reporting without a saved result");
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, attempt, "outbox write failed; retrying");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+        }
+    }
+
+    async fn send(&self, record: &OutboxRecord) -> Result<(), ApiError> {
+        match &record.report {
+            Report::Complete(reg) => self.api.complete(&record.task_id, reg).await,
+            Report::Fail {
+                error_message,
+                note,
+            } => {
+                self.api
+                    .fail(&record.task_id, error_message, note.as_deref())
+                    .await
+            }
+        }
+    }
+
+    /// Reports `record` (whose lock we hold) and settles entry, outbox and inflight by the answer.
+    async fn report_and_settle(&self, record: OutboxRecord, claimed: Option<&Claimed>) -> Outcome {
+        let t0 = Instant::now();
+        let result = self.send(&record).await;
+        let site = record.site.as_str();
+        self.metrics
+            .stage_duration(site, Stage::Report, t0.elapsed());
+        let fate = ReportFate::of(&result);
+        let settled = !matches!(fate, ReportFate::Later { .. });
+        if let Some(claimed) = claimed {
+            let finished = settled.then_some(&record.task_id);
+            if let Err(e) = self.consumer.ack(claimed, finished).await {
+                tracing::warn!(error = %e, "ack failed; the entry will be delivered again and resume from the outbox");
+            }
+        }
+        let cleanup = if settled {
+            self.outbox.finish(&record).await
+        } else {
+            self.outbox.unlock(&record.task_id).await
+        };
+        if let Err(e) = cleanup {
+            tracing::warn!(error = %e, "outbox clean-up failed");
+        }
+        self.account(&record, fate, result.err())
+    }
+
+    /// Logs and counts a settled (or deferred) report.
+    fn account(&self, record: &OutboxRecord, fate: ReportFate, err: Option<ApiError>) -> Outcome {
+        let site = record.site.as_str();
+        let age =
+            Duration::from_millis(crate::outbox::now_ms().saturating_sub(record.finished_at_ms));
+        match (fate, &record.report) {
+            (ReportFate::Accepted, Report::Complete(_)) => {
+                tracing::info!(attempts = record.attempts, "registration reported complete");
+                self.metrics
+                    .task_finished(site, &record.domain, Finished::Completed, age);
+                Outcome::Completed
+            }
+            (ReportFate::Accepted, Report::Fail { error_message, .. }) => {
+                tracing::info!(attempts = record.attempts, error = %error_message, "task reported failed");
+                self.metrics.task_failure(site, error_class(error_message));
+                self.metrics
+                    .task_finished(site, &record.domain, Finished::Failed, age);
+                Outcome::Failed
+            }
+            (ReportFate::Later { halt }, _) => {
+                let error = err.map(|e| e.to_string()).unwrap_or_default();
+                tracing::warn!(%error, "report not accepted yet; the result waits in the outbox");
+                if halt {
+                    self.halt();
+                }
+                Outcome::Deferred
+            }
+            (ReportFate::Dropped { reason }, _) => {
+                tracing::error!(%reason, "the manager refused the report; result dropped");
+                self.metrics
+                    .task_finished(site, &record.domain, Finished::Gone, age);
+                Outcome::Refused
+            }
+        }
+    }
+
+    /// One pass over the outbox: reports each waiting record whose lock is free. Returns how many settled.
+    pub(super) async fn retry_outbox_once(&self) -> usize {
+        let ids = match self.outbox.waiting().await {
+            Ok(ids) => ids,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot list the outbox");
+                return 0;
+            }
+        };
+        self.metrics.set_outbox(ids.len() as u64);
+        let owner = self.consumer.name().to_owned();
+        let mut settled = 0;
+        for id in ids {
+            if self.halt_remaining().is_some() {
+                break;
+            }
+            let span = tracing::info_span!("task", task_id = %id);
+            match self.retry_one(&id, &owner).instrument(span).await {
+                Some(true) => settled += 1,
+                Some(false) => {}
+                None => break,
+            }
+        }
+        settled
+    }
+
+    /// Reports one waiting record if its lock is free. `Some(settled)`, or `None` when Redis is down.
+    async fn retry_one(&self, id: &TaskId, owner: &str) -> Option<bool> {
+        if !self.outbox.lock(id, owner, self.lock_ttl).await.ok()? {
+            return Some(false);
+        }
+        match self.outbox.get(id).await {
+            Ok(Some(record)) => {
+                let outcome = self.report_and_settle(record, None).await;
+                Some(outcome != Outcome::Deferred)
+            }
+            Ok(None) => {
+                let _ = self.outbox.unlock(id).await;
+                Some(false)
+            }
+            Err(e @ OutboxError::Tampered { .. }) => {
+                // Left locked until its TTL, so it is not retried at every pass.
+                tracing::error!(error = %e, "outbox record refused; an operator must remove it");
+                Some(false)
+            }
+            Err(OutboxError::Unavailable(_)) => None,
+        }
+    }
+
+    /// Runs [`Inner::retry_outbox_once`] every `outbox_retry` until `cancel`.
+    pub(super) async fn run_outbox_loop(&self, cancel: CancellationToken) {
+        let mut tick = tokio::time::interval(self.cfg.outbox_retry);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        while cancel.run_until_cancelled(tick.tick()).await.is_some() {
+            self.retry_outbox_once().await;
+        }
+    }
+}

@@ -1,0 +1,133 @@
+//! The executor as a service, for the binary: drivers from configuration, metrics and health endpoints,
+//! the stream sampler, the claim loop, and an orderly drain on cancellation.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::{Executor, ExecutorError, drivers_from_config};
+use crate::browser::BrowserPool;
+use crate::config::ExecutorConfig;
+use crate::driver::Drivers;
+use crate::metrics::{self, Metrics, MetricsOptions, SamplerSpec};
+use crate::recipe::SetupError;
+use crate::streams::{self, GROUP, StreamKeys};
+use crate::task::Site;
+
+/// Why the executor service could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// Redis or the API client.
+    #[error(transparent)]
+    Executor(#[from] ExecutorError),
+    /// The metrics address could not be bound.
+    #[error("cannot listen on {addr} (PW_METRICS_ADDR)")]
+    Bind {
+        /// The address.
+        addr: std::net::SocketAddr,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The metrics registry refused a metric (a programming error).
+    #[error("cannot register metrics")]
+    Metrics(#[from] prometheus::Error),
+    /// Redis is unusable for the sampler.
+    #[error("Redis is not usable (PW_REDIS_URL)")]
+    Redis(#[from] streams::StreamError),
+    /// The recipes, browser pool or mailbox settings are unusable (an invalid recipe stops start-up).
+    #[error("cannot set up the recipe drivers")]
+    Recipes(#[from] SetupError),
+}
+
+/// Runs the executor until `cancel` fires, then drains (running tasks finish up to the grace period).
+///
+/// # Errors
+/// [`ServiceError`] when a start-up step fails; once running, failures are retried, never fatal.
+pub async fn run_service(
+    config: ExecutorConfig,
+    cancel: CancellationToken,
+) -> Result<(), ServiceError> {
+    let (drivers, pool) = build_drivers(&config)?;
+    let mut domains = config.executor.main_domains.clone();
+    domains.extend(drivers.domains());
+    let metrics = Arc::new(Metrics::new(MetricsOptions {
+        role: "executor",
+        version: env!("CARGO_PKG_VERSION"),
+        domains,
+        stall_after: config.metrics.stall_after,
+    })?);
+    let addr = config.metrics.addr;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServiceError::Bind { addr, source })?;
+    tracing::info!(addr = %listener.local_addr().unwrap_or(addr), "metrics and health endpoints listening");
+    if drivers.domains().is_empty() {
+        tracing::warn!(
+            "no driver configured: every task will be failed with \"no driver for domain\""
+        );
+    }
+    let executor = Executor::new(&config, drivers, metrics.clone()).await?;
+    let sampler_conn = streams::connect(&config.streams, Duration::from_secs(5)).await?;
+    let spec = sampler_spec(&config);
+    let background = CancellationToken::new();
+    let tracker = TaskTracker::new();
+    tracker.spawn(metrics::serve(
+        listener,
+        metrics.clone(),
+        background.clone(),
+    ));
+    tracker.spawn(metrics::run_sampler(
+        sampler_conn,
+        spec,
+        metrics,
+        background.clone(),
+    ));
+    executor.run(cancel).await;
+    if let Some(pool) = pool {
+        pool.shutdown().await;
+    }
+    background.cancel();
+    tracker.close();
+    tracker.wait().await;
+    Ok(())
+}
+
+/// The drivers the binary serves: one per recipe domain from `PW_RECIPES_DIR` (browser), plus the
+/// synthetic driver on `PW_SYNTHETIC_DOMAINS`, which wins over a recipe for the same domain. With synthetic
+/// domains configured and no recipes directory, no browser is set up (benchmarks on machines without
+/// Chromium); otherwise a missing or invalid recipe stops start-up.
+fn build_drivers(config: &ExecutorConfig) -> Result<(Drivers, Option<BrowserPool>), ServiceError> {
+    let synthetic = drivers_from_config(&config.executor);
+    if !config.executor.synthetic_domains.is_empty() && !config.browser.recipes_dir.is_dir() {
+        tracing::info!(domains = ?synthetic.domains(), "synthetic driver only (no recipes directory)");
+        return Ok((synthetic, None));
+    }
+    let recipes = crate::recipe::setup(&config.browser, &config.mail, &config.image, config.totp)?;
+    let mut drivers = Drivers::new();
+    for domain in recipes.drivers.domains().iter().chain(&synthetic.domains()) {
+        if let Some(d) = synthetic
+            .get(domain)
+            .or_else(|| recipes.drivers.get(domain))
+        {
+            drivers.insert(domain, d);
+        }
+    }
+    Ok((drivers, Some(recipes.pool)))
+}
+
+fn sampler_spec(config: &ExecutorConfig) -> SamplerSpec {
+    let keys = StreamKeys::new(&config.streams.key_prefix);
+    SamplerSpec {
+        task_streams: Site::ALL
+            .iter()
+            .map(|s| (s.as_str().to_owned(), keys.tasks(*s)))
+            .collect(),
+        dead_stream: keys.dead(),
+        group: GROUP.to_owned(),
+        outbox_pattern: None, // the outbox loop sets the outbox gauge
+        interval: config.metrics.sample_interval,
+    }
+}

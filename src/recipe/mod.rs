@@ -1,0 +1,257 @@
+//! The recipe language: one TOML file per platform family (`recipes/*.toml`, documented in `docs/recipes.md`)
+//! lists the domains it serves and the steps that register an account. [`parse_recipe`] and [`load_dir`] check
+//! recipes without I/O beyond reading the files; [`RecipeDriver`] runs one in a browser session per task.
+
+mod artifacts;
+mod check;
+mod driver;
+mod parse;
+mod run;
+mod setup;
+mod template;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use regex::Regex;
+
+pub use artifacts::StepLog;
+pub use check::{CheckError, CheckSettings, check, describe};
+pub use driver::{RecipeDriver, RecipeEnv, RunOutcome, StepHook};
+pub use parse::{TASK_VARS, parse_recipe};
+pub use setup::{RecipeSetup, SetupError, setup};
+pub use template::{Template, Vars, html_to_text, seed, spin};
+
+use crate::driver::Drivers;
+use crate::task::Site;
+
+/// Selectors that mean "a CAPTCHA is shown" when a recipe sets no `captcha_selectors` of its own.
+pub const DEFAULT_CAPTCHA: &[&str] = &[
+    "iframe[src*='recaptcha']",
+    "iframe[src*='hcaptcha']",
+    "iframe[src*='challenges.cloudflare.com']",
+    ".g-recaptcha",
+    ".h-captcha",
+    ".cf-turnstile",
+];
+
+/// A recipe that is wrong, named by file and (when it is about a step) step number from 1 and action.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{file}{}: {message}", step.as_ref().map(|(i, k)| format!(" step {i} ({k})")).unwrap_or_default())]
+pub struct RecipeError {
+    /// The recipe file.
+    pub file: String,
+    /// Step number (from 1) and action, when the problem is in a step.
+    pub step: Option<(usize, String)>,
+    /// What is wrong.
+    pub message: String,
+}
+
+/// A checked recipe.
+#[derive(Debug, Clone)]
+pub struct Recipe {
+    /// Name for logs and metrics (the `name` key, else the file stem).
+    pub name: String,
+    /// File it came from.
+    pub file: String,
+    /// Main or sub site.
+    pub site: Site,
+    /// Normalised domains it serves.
+    pub domains: Vec<String>,
+    /// Selectors whose visible text is a site error (a permanent failure carrying that text).
+    pub error_selectors: Vec<String>,
+    /// Texts that, shown on the page, are a site error.
+    pub error_texts: Vec<String>,
+    /// Selectors that mean a CAPTCHA is shown (a permanent failure: "captcha").
+    pub captcha_selectors: Vec<String>,
+    /// The steps, in order.
+    pub steps: Vec<Step>,
+    /// Which variables become the registration's fields.
+    pub result: ResultMap,
+}
+
+/// One step.
+#[derive(Debug, Clone)]
+pub struct Step {
+    /// Position in the file, from 1.
+    pub index: usize,
+    /// Optional label for the step log.
+    pub name: Option<String>,
+    /// Own limit instead of the default step timeout.
+    pub timeout: Option<Duration>,
+    /// A failure of this step is logged and skipped (e.g. a cookie banner that may not show).
+    pub optional: bool,
+    /// What it does.
+    pub action: Action,
+}
+
+/// What a step does. Selectors are CSS selectors.
+#[derive(Debug, Clone)]
+pub enum Action {
+    /// Navigate to the URL and wait for the page to load.
+    Goto(Template),
+    /// Type the value into the field.
+    Fill(String, Template),
+    /// Click the element; `true` waits for the new page to load.
+    Click(String, bool),
+    /// Choose the option (by value or visible text).
+    Select(String, Template),
+    /// Set a checkbox or radio on or off.
+    Check(String, bool),
+    /// Put the task's image (downloaded from `image_url`) into the file input.
+    UploadImage(String),
+    /// Wait until an element matching the selector is visible.
+    WaitFor(String),
+    /// Wait until the URL matches the regex.
+    WaitUrl(Regex),
+    /// Wait until the page's text contains the text.
+    WaitText(Template),
+    /// Fill a fresh TOTP code for the task's `twofa` secret into the field.
+    Totp(String),
+    /// Wait for a verification mail and extract a value from it.
+    WaitMail(MailStep),
+    /// Read a value from the page into a variable.
+    Extract(ExtractStep),
+    /// Fail permanently, with the element's text (or the message), when the selector is visible.
+    FailIf(String, Option<String>),
+    /// Fail permanently when the page's text contains the text.
+    FailIfText(Template, Option<String>),
+    /// Store the context's cookies for the current URL (`name=value; …`) in a secret variable.
+    Cookies(String),
+}
+
+impl Action {
+    /// The action's key in the recipe file.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Action::Goto(_) => "goto",
+            Action::Fill(..) => "fill",
+            Action::Click(..) => "click",
+            Action::Select(..) => "select",
+            Action::Check(..) => "check",
+            Action::UploadImage(_) => "upload_image",
+            Action::WaitFor(_) => "wait_for",
+            Action::WaitUrl(_) => "wait_url",
+            Action::WaitText(_) => "wait_text",
+            Action::Totp(_) => "totp",
+            Action::WaitMail(_) => "wait_mail",
+            Action::Extract(_) => "extract",
+            Action::FailIf(..) => "fail_if",
+            Action::FailIfText(..) => "fail_if_text",
+            Action::Cookies(_) => "cookies",
+        }
+    }
+
+    /// The variable this step sets, if any.
+    pub fn defines(&self) -> Option<&str> {
+        match self {
+            Action::WaitMail(m) => Some(&m.into),
+            Action::Extract(e) => Some(&e.into),
+            Action::Cookies(v) => Some(v),
+            _ => None,
+        }
+    }
+}
+
+/// A `wait_mail` step.
+#[derive(Debug, Clone)]
+pub struct MailStep {
+    /// Variable receiving the extracted value.
+    pub into: String,
+    /// What to extract (first capture group, else the whole match).
+    pub pattern: Regex,
+    /// Part of the sender.
+    pub from: Option<Template>,
+    /// Part of the subject.
+    pub subject: Option<Template>,
+    /// Part of a recipient address; default the task's email.
+    pub to: Option<Template>,
+}
+
+/// An `extract` step.
+#[derive(Debug, Clone)]
+pub struct ExtractStep {
+    /// Element to read.
+    pub selector: String,
+    /// Variable receiving the value.
+    pub into: String,
+    /// Attribute to read instead of the text (`value` reads a field's value).
+    pub attribute: Option<String>,
+    /// Regex applied to the value: first capture group, else the whole match.
+    pub pattern: Option<Regex>,
+}
+
+/// Templates giving the registration's fields.
+#[derive(Debug, Clone)]
+pub struct ResultMap {
+    /// Login email (default `{{email}}`).
+    pub email: Option<Template>,
+    /// Username (default `{{username}}`).
+    pub username: Option<Template>,
+    /// Password (default `{{password}}`).
+    pub password: Option<Template>,
+    /// Cookie header (default the last `cookies` step's variable).
+    pub cookie: Option<Template>,
+    /// The RSS feed (required for main sites).
+    pub link_rss: Option<Template>,
+    /// Free text for the manager.
+    pub note: Option<Template>,
+}
+
+/// Reads and checks every `*.toml` in `dir`.
+///
+/// # Errors
+/// The first [`RecipeError`]; also when the directory is unreadable, empty, or two recipes claim a domain.
+pub fn load_dir(dir: &Path) -> Result<Vec<Recipe>, RecipeError> {
+    let dir_err = |message: String| RecipeError {
+        file: dir.display().to_string(),
+        step: None,
+        message,
+    };
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .map_err(|e| dir_err(format!("cannot read recipes directory: {e}")))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    files.sort();
+    let mut recipes: Vec<Recipe> = Vec::new();
+    for path in files {
+        let name = path.display().to_string();
+        let text = std::fs::read_to_string(&path).map_err(|e| RecipeError {
+            file: name.clone(),
+            step: None,
+            message: format!("cannot read: {e}"),
+        })?;
+        let recipe = parse_recipe(&name, &text)?;
+        for d in &recipe.domains {
+            if let Some(other) = recipes.iter().find(|r| r.domains.contains(d)) {
+                return Err(dir_err(format!(
+                    "domain {d} is claimed by both {} and {}",
+                    other.file, recipe.file
+                )));
+            }
+        }
+        recipes.push(recipe);
+    }
+    if recipes.is_empty() {
+        return Err(dir_err("no *.toml recipes found".into()));
+    }
+    Ok(recipes)
+}
+
+/// One [`RecipeDriver`] per recipe, registered under each of its domains.
+pub fn drivers(recipes: Vec<Recipe>, env: &RecipeEnv) -> Drivers {
+    let mut drivers = Drivers::new();
+    for recipe in recipes {
+        let recipe = Arc::new(recipe);
+        let driver = Arc::new(RecipeDriver::new(Arc::clone(&recipe), env.clone()));
+        for d in &recipe.domains {
+            drivers.insert(d, driver.clone());
+        }
+    }
+    drivers
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,384 @@
+//! Recipe files (TOML) into checked [`Recipe`]s: every step has exactly one known action, only the keys that
+//! action takes, and templates naming only task fields or variables set by an earlier step. No I/O here.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use regex::Regex;
+use toml::{Table, Value};
+
+use super::template::Template;
+use super::{Action, Recipe, RecipeError, ResultMap, Step};
+use crate::task::{Site, normalise_domain};
+
+/// Variables every recipe can use, filled from the task.
+pub const TASK_VARS: &[&str] = &[
+    "task_id",
+    "request_id",
+    "group_id",
+    "domain",
+    "website",
+    "email",
+    "username",
+    "password",
+    "about",
+    "about_html",
+    "about_text",
+    "image_url",
+    "link_rss",
+];
+
+/// Keys every step may have besides its action.
+const COMMON: &[&str] = &["timeout_ms", "optional", "name"];
+
+/// Actions and the extra keys each takes (required ones first, then `?`-marked optional ones).
+const ACTIONS: &[(&str, &[&str])] = &[
+    ("goto", &[]),
+    ("fill", &["value"]),
+    ("click", &["navigates?"]),
+    ("select", &["value"]),
+    ("check", &["value?"]),
+    ("upload_image", &[]),
+    ("wait_for", &[]),
+    ("wait_url", &[]),
+    ("wait_text", &[]),
+    ("totp", &[]),
+    ("wait_mail", &["pattern", "from?", "subject?", "to?"]),
+    ("extract", &["into", "attribute?", "pattern?"]),
+    ("fail_if", &["message?"]),
+    ("fail_if_text", &["message?"]),
+    ("cookies", &[]),
+];
+
+struct Ctx<'a> {
+    file: &'a str,
+    step: Option<(usize, &'a str)>,
+}
+
+impl Ctx<'_> {
+    fn err(&self, message: impl Into<String>) -> RecipeError {
+        RecipeError {
+            file: self.file.to_owned(),
+            step: self.step.map(|(i, k)| (i, k.to_owned())),
+            message: message.into(),
+        }
+    }
+}
+
+/// Parses and validates one recipe file's text; `file` names it in errors.
+///
+/// # Errors
+/// [`RecipeError`] naming the file and, when it is about a step, its number (from 1) and action.
+pub fn parse_recipe(file: &str, text: &str) -> Result<Recipe, RecipeError> {
+    let top = Ctx { file, step: None };
+    let table: Table = toml::from_str(text).map_err(|e| top.err(format!("not valid TOML: {e}")))?;
+    for key in table.keys() {
+        let known = [
+            "name",
+            "site",
+            "domains",
+            "error_selectors",
+            "error_texts",
+            "captcha_selectors",
+            "result",
+            "steps",
+        ];
+        if !known.contains(&key.as_str()) {
+            return Err(top.err(format!("unknown key {key:?}")));
+        }
+    }
+    let site = match table.get("site").and_then(Value::as_str) {
+        Some("main") => Site::Main,
+        Some("sub") => Site::Sub,
+        _ => return Err(top.err("site must be \"main\" or \"sub\"")),
+    };
+    let domains: Vec<String> = strings(&table, "domains", &top)?
+        .iter()
+        .map(|d| normalise_domain(d))
+        .collect();
+    if domains.is_empty() {
+        return Err(top.err("domains must list at least one domain"));
+    }
+    let name = match table.get("name") {
+        Some(v) => v
+            .as_str()
+            .ok_or_else(|| top.err("name must be text"))?
+            .to_owned(),
+        None => file_stem(file),
+    };
+    let mut known: HashSet<String> = TASK_VARS.iter().map(|s| (*s).to_owned()).collect();
+    let raw_steps = match table.get("steps") {
+        Some(Value::Array(a)) if !a.is_empty() => a,
+        _ => return Err(top.err("steps must be a non-empty array of [[steps]] tables")),
+    };
+    let mut steps = Vec::new();
+    for (i, raw) in raw_steps.iter().enumerate() {
+        steps.push(parse_step(file, i + 1, raw, &mut known)?);
+    }
+    let result = parse_result(&table, &top, site, &known, &steps)?;
+    Ok(Recipe {
+        name,
+        file: file.to_owned(),
+        site,
+        domains,
+        error_selectors: strings(&table, "error_selectors", &top)?,
+        error_texts: strings(&table, "error_texts", &top)?,
+        captcha_selectors: match table.get("captcha_selectors") {
+            Some(_) => strings(&table, "captcha_selectors", &top)?,
+            None => super::DEFAULT_CAPTCHA
+                .iter()
+                .map(|s| (*s).to_owned())
+                .collect(),
+        },
+        steps,
+        result,
+    })
+}
+
+fn file_stem(file: &str) -> String {
+    std::path::Path::new(file)
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or(file)
+        .to_owned()
+}
+
+fn strings(table: &Table, key: &str, ctx: &Ctx) -> Result<Vec<String>, RecipeError> {
+    match table.get(key) {
+        None => Ok(Vec::new()),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|v| v.as_str().map(str::to_owned))
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(|| ctx.err(format!("{key} must be a list of text"))),
+        Some(_) => Err(ctx.err(format!("{key} must be a list of text"))),
+    }
+}
+
+fn parse_step(
+    file: &str,
+    index: usize,
+    raw: &Value,
+    known: &mut HashSet<String>,
+) -> Result<Step, RecipeError> {
+    let ctx = Ctx {
+        file,
+        step: Some((index, "?")),
+    };
+    let table = raw
+        .as_table()
+        .ok_or_else(|| ctx.err("a step must be a table"))?;
+    let found: Vec<&(&str, &[&str])> = ACTIONS
+        .iter()
+        .filter(|(a, _)| table.contains_key(*a))
+        .collect();
+    let (kind, extra) = match found.as_slice() {
+        [one] => **one,
+        [] => {
+            let names: Vec<&str> = ACTIONS.iter().map(|(a, _)| *a).collect();
+            let keys: Vec<&str> = table.keys().map(String::as_str).collect();
+            return Err(ctx.err(format!(
+                "unknown step (keys {keys:?}); a step has one of: {}",
+                names.join(", ")
+            )));
+        }
+        _ => return Err(ctx.err("a step must have exactly one action")),
+    };
+    let ctx = Ctx {
+        file,
+        step: Some((index, kind)),
+    };
+    for key in table.keys() {
+        let allowed = key == kind
+            || COMMON.contains(&key.as_str())
+            || extra.iter().any(|e| e.trim_end_matches('?') == key);
+        if !allowed {
+            return Err(ctx.err(format!("unknown key {key:?}")));
+        }
+    }
+    for required in extra.iter().filter(|e| !e.ends_with('?')) {
+        if !table.contains_key(*required) {
+            return Err(ctx.err(format!("missing field {required:?}")));
+        }
+    }
+    let fields = Fields {
+        table,
+        ctx: &ctx,
+        known,
+    };
+    let step = Step {
+        index,
+        name: fields.opt_text("name")?,
+        timeout: fields
+            .opt_int("timeout_ms")?
+            .map(|ms| Duration::from_millis(ms.max(1))),
+        optional: fields.opt_bool("optional")?.unwrap_or(false),
+        action: fields.action(kind)?,
+    };
+    if let Some(var) = step.action.defines() {
+        known.insert(var.to_owned());
+    }
+    Ok(step)
+}
+
+/// Typed access to one step's keys, with errors naming the step.
+struct Fields<'a> {
+    table: &'a Table,
+    ctx: &'a Ctx<'a>,
+    known: &'a HashSet<String>,
+}
+
+impl Fields<'_> {
+    fn text(&self, key: &str) -> Result<String, RecipeError> {
+        match self.table.get(key).and_then(Value::as_str) {
+            Some(s) if !s.trim().is_empty() => Ok(s.to_owned()),
+            _ => Err(self.ctx.err(format!("{key} must be non-empty text"))),
+        }
+    }
+
+    fn opt_text(&self, key: &str) -> Result<Option<String>, RecipeError> {
+        self.table.get(key).map(|_| self.text(key)).transpose()
+    }
+
+    fn opt_bool(&self, key: &str) -> Result<Option<bool>, RecipeError> {
+        self.table
+            .get(key)
+            .map(|v| {
+                v.as_bool()
+                    .ok_or_else(|| self.ctx.err(format!("{key} must be true or false")))
+            })
+            .transpose()
+    }
+
+    fn opt_int(&self, key: &str) -> Result<Option<u64>, RecipeError> {
+        self.table
+            .get(key)
+            .map(|v| {
+                v.as_integer()
+                    .and_then(|i| u64::try_from(i).ok())
+                    .ok_or_else(|| self.ctx.err(format!("{key} must be a positive integer")))
+            })
+            .transpose()
+    }
+
+    fn template(&self, key: &str) -> Result<Template, RecipeError> {
+        let t = Template::parse(&self.text(key)?).map_err(|e| self.ctx.err(e))?;
+        if let Some(v) = t.vars().find(|v| !self.known.contains(*v)) {
+            return Err(self.ctx.err(format!(
+                "unknown variable {{{{{v}}}}} (task fields: {}; or set by an earlier step)",
+                TASK_VARS.join(", ")
+            )));
+        }
+        Ok(t)
+    }
+
+    fn opt_template(&self, key: &str) -> Result<Option<Template>, RecipeError> {
+        self.table.get(key).map(|_| self.template(key)).transpose()
+    }
+
+    fn regex(&self, key: &str) -> Result<Regex, RecipeError> {
+        Regex::new(&self.text(key)?).map_err(|e| self.ctx.err(format!("{key} is not a regex: {e}")))
+    }
+
+    fn var_name(&self, key: &str) -> Result<String, RecipeError> {
+        let name = self.text(key)?;
+        if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            return Err(self.ctx.err(format!("{key} must be a variable name")));
+        }
+        Ok(name)
+    }
+
+    fn action(&self, kind: &str) -> Result<Action, RecipeError> {
+        let sel = || self.text(kind);
+        Ok(match kind {
+            "goto" => Action::Goto(self.template(kind)?),
+            "fill" => Action::Fill(sel()?, self.template("value")?),
+            "click" => Action::Click(sel()?, self.opt_bool("navigates")?.unwrap_or(false)),
+            "select" => Action::Select(sel()?, self.template("value")?),
+            "check" => Action::Check(sel()?, self.opt_bool("value")?.unwrap_or(true)),
+            "upload_image" => Action::UploadImage(sel()?),
+            "wait_for" => Action::WaitFor(sel()?),
+            "wait_url" => Action::WaitUrl(self.regex(kind)?),
+            "wait_text" => Action::WaitText(self.template(kind)?),
+            "totp" => Action::Totp(sel()?),
+            "wait_mail" => Action::WaitMail(super::MailStep {
+                into: self.var_name(kind)?,
+                pattern: self.regex("pattern")?,
+                from: self.opt_template("from")?,
+                subject: self.opt_template("subject")?,
+                to: self.opt_template("to")?,
+            }),
+            "extract" => Action::Extract(super::ExtractStep {
+                selector: sel()?,
+                into: self.var_name("into")?,
+                attribute: self.opt_text("attribute")?,
+                pattern: self
+                    .table
+                    .get("pattern")
+                    .map(|_| self.regex("pattern"))
+                    .transpose()?,
+            }),
+            "fail_if" => Action::FailIf(sel()?, self.opt_text("message")?),
+            "fail_if_text" => Action::FailIfText(self.template(kind)?, self.opt_text("message")?),
+            _ => Action::Cookies(self.var_name(kind)?),
+        })
+    }
+}
+
+fn parse_result(
+    table: &Table,
+    top: &Ctx,
+    site: Site,
+    known: &HashSet<String>,
+    steps: &[Step],
+) -> Result<ResultMap, RecipeError> {
+    let empty = Table::new();
+    let raw = match table.get("result") {
+        None => &empty,
+        Some(Value::Table(t)) => t,
+        Some(_) => return Err(top.err("result must be a table")),
+    };
+    let keys = [
+        "email", "username", "password", "cookie", "link_rss", "note",
+    ];
+    if let Some(k) = raw.keys().find(|k| !keys.contains(&k.as_str())) {
+        return Err(top.err(format!(
+            "result: unknown key {k:?} (known: {})",
+            keys.join(", ")
+        )));
+    }
+    let cookie_var = steps.iter().rev().find_map(|s| match &s.action {
+        Action::Cookies(v) => Some(format!("{{{{{v}}}}}")),
+        _ => None,
+    });
+    let get = |key: &str, default: Option<String>| -> Result<Option<Template>, RecipeError> {
+        let text = match raw.get(key) {
+            Some(v) => Some(
+                v.as_str()
+                    .ok_or_else(|| top.err(format!("result.{key} must be text")))?
+                    .to_owned(),
+            ),
+            None => default,
+        };
+        let Some(text) = text else { return Ok(None) };
+        let t = Template::parse(&text).map_err(|e| top.err(format!("result.{key}: {e}")))?;
+        if let Some(v) = t.vars().find(|v| !known.contains(*v)) {
+            return Err(top.err(format!("result.{key}: unknown variable {{{{{v}}}}}")));
+        }
+        Ok(Some(t))
+    };
+    let map = ResultMap {
+        email: get("email", Some("{{email}}".into()))?,
+        username: get("username", Some("{{username}}".into()))?,
+        password: get("password", Some("{{password}}".into()))?,
+        cookie: get("cookie", cookie_var)?,
+        link_rss: get("link_rss", None)?,
+        note: get("note", None)?,
+    };
+    if site == Site::Main && map.link_rss.is_none() {
+        return Err(top.err(
+            "a main-site recipe must set result.link_rss (e.g. \"{{link_rss}}\" after an extract step)",
+        ));
+    }
+    Ok(map)
+}
