@@ -102,6 +102,9 @@ impl MailError {
     }
 }
 
+/// Pause before the one retry of a refused login.
+const LOGIN_RETRY_PAUSE: Duration = Duration::from_millis(1200);
+
 /// What this process has already used: keys `(user, folder, uidvalidity, uid)` and `(user, message-id)`.
 #[derive(Default)]
 struct Used {
@@ -134,6 +137,19 @@ struct Search<'a> {
     checked: HashSet<(String, u32, u32)>,
 }
 
+impl Search<'_> {
+    fn timeout(&self, waited: Duration) -> MailError {
+        MailError::Timeout {
+            waited,
+            folders: if self.folders.is_empty() {
+                "nothing".into()
+            } else {
+                self.folders.join(", ")
+            },
+        }
+    }
+}
+
 impl Mailbox {
     /// Prepares the TLS client (system roots plus `settings.ca_file`).
     ///
@@ -152,7 +168,8 @@ impl Mailbox {
     /// configured), so no later call returns it again.
     ///
     /// # Errors
-    /// [`MailError::LoginRefused`] at once when the credentials are refused; [`MailError::Timeout`] at the
+    /// [`MailError::LoginRefused`] when the credentials are refused twice, 1.2 s apart (or once, when the
+    /// deadline leaves no time for a retry); [`MailError::Timeout`] at the
     /// deadline; [`MailError::Network`] at the deadline when the server could not be reached meanwhile.
     pub async fn wait_for(
         &self,
@@ -169,36 +186,43 @@ impl Mailbox {
         };
         let mut session: Option<Session> = None;
         let mut last_error = None;
+        let mut refusals = 0;
         loop {
             let attempt = self.attempt(&mut session, login, &mut search);
-            match tokio::time::timeout_at(deadline, attempt).await {
-                Ok(Ok(Some(found))) => {
+            let Ok(outcome) = tokio::time::timeout_at(deadline, attempt).await else {
+                // The deadline cut this attempt short: a refusal it was retrying is unconfirmed.
+                last_error = last_error.filter(|e| !matches!(e, MailError::LoginRefused(_)));
+                break;
+            };
+            let mut pause = self.settings.poll_interval;
+            match outcome {
+                Ok(Some(found)) => {
                     self.logout(session).await;
                     return Ok(found);
                 }
-                Ok(Ok(None)) => last_error = None,
-                Ok(Err(e)) if e.is_permanent() => return Err(e),
-                Ok(Err(e)) => {
+                Ok(None) => last_error = None,
+                // One refused login is retried after a pause: a mailbox created moments ago may not be
+                // known yet (Dovecot re-reads its passwd-file at most once a second; Gmail right after an
+                // app password is made). A second refusal is final.
+                Err(e @ MailError::LoginRefused(_)) if refusals == 0 => {
+                    refusals += 1;
+                    pause = LOGIN_RETRY_PAUSE;
+                    last_error = Some(e);
+                }
+                Err(e) if e.is_permanent() => return Err(e),
+                Err(e) => {
                     tracing::warn!(error = %e, "mailbox search failed; will retry");
                     session = None;
                     last_error = Some(e);
                 }
-                Err(_) => break,
             }
-            if Instant::now() + self.settings.poll_interval >= deadline {
+            if Instant::now() + pause >= deadline {
                 break;
             }
-            tokio::time::sleep(self.settings.poll_interval).await;
+            tokio::time::sleep(pause).await;
         }
         self.logout(session).await;
-        Err(last_error.unwrap_or_else(|| MailError::Timeout {
-            waited: started.elapsed(),
-            folders: if search.folders.is_empty() {
-                "nothing".into()
-            } else {
-                search.folders.join(", ")
-            },
-        }))
+        Err(last_error.unwrap_or_else(|| search.timeout(started.elapsed())))
     }
 
     /// One poll: log in when needed, then search every folder.

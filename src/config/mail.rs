@@ -151,7 +151,7 @@ impl MailSettings {
         })
     }
 
-    /// Settings for a local test server: `127.0.0.1:<port>` trusting `ca_file`, polling every 200 ms.
+    /// Settings for a local test server: `localhost:<port>` trusting `ca_file`, polling every 200 ms.
     pub fn for_test(port: u16, ca_file: impl Into<PathBuf>) -> Self {
         Self {
             host: "localhost".into(),

@@ -61,8 +61,24 @@ fn v6_is_public(ip: Ipv6Addr) -> bool {
     !refused
 }
 
+/// Addresses refused even when private ones are allowed: nothing legitimate listens there, and connecting to
+/// 0.0.0.0 or `::` reaches the local host on Linux.
+fn never_allowed(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            v4.is_unspecified() || v4.is_multicast() || v4.is_broadcast() || v4.octets()[0] == 0
+        }
+        IpAddr::V6(v6) => v6.is_unspecified() || v6.is_multicast(),
+    }
+}
+
+/// Whether the policy lets a request reach `ip`.
+pub(super) fn allowed(ip: IpAddr, allow_private: bool) -> bool {
+    address_is_public(ip) || (allow_private && !never_allowed(ip))
+}
+
 /// The socket addresses to connect to for `url`: its IP literal, or every address its host resolves to,
-/// minus those refused by the policy.
+/// minus those refused by the policy (see [`allowed`]).
 ///
 /// # Errors
 /// [`ImageError::PrivateAddress`] when nothing acceptable is left; [`ImageError::Unresolvable`].
@@ -88,7 +104,7 @@ pub(super) async fn checked_addrs(
     let allowed: Vec<SocketAddr> = candidates
         .iter()
         .copied()
-        .filter(|a| allow_private || address_is_public(a.ip()))
+        .filter(|a| allowed(a.ip(), allow_private))
         .collect();
     if allowed.is_empty() {
         return Err(ImageError::PrivateAddress(shown));
@@ -164,5 +180,9 @@ mod tests {
         );
         let url = Url::parse("http://[::ffff:10.0.0.1]/").unwrap();
         assert!(checked_addrs(&url, false).await.is_err());
+        let url = Url::parse("http://0.0.0.0:8080/").unwrap();
+        assert!(checked_addrs(&url, true).await.is_err());
+        assert!(!allowed("224.0.0.1".parse().unwrap(), true));
+        assert!(allowed("10.0.0.1".parse().unwrap(), true));
     }
 }

@@ -69,6 +69,8 @@ pub(super) fn preview(bytes: &[u8]) -> String {
         .collect();
     if shown.is_empty() {
         "nothing: the body is empty".into()
+    } else if bytes.len() - start > 16 {
+        format!("{}...", shown.trim_end())
     } else {
         shown
     }
@@ -165,7 +167,7 @@ mod tests {
     fn other_content_is_refused_with_a_preview() {
         let html = b"\n  <html><head><title>x</title></head></html>";
         assert_eq!(sniff(html), None);
-        assert_eq!(preview(html), "<html><head><tit");
+        assert_eq!(preview(html), "<html><head><tit...");
         assert_eq!(preview(b"\x00\x01ab"), "..ab");
         assert_eq!(preview(b""), "nothing: the body is empty");
         assert_eq!(sniff(b"RIFF\x00\x00\x00\x00WAVE"), None);

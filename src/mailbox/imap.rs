@@ -110,13 +110,20 @@ pub(super) async fn login(
         Err(_) => Err(MailError::Network(format!("login: timed out after {t:?}"))),
         Ok(Ok(session)) => Ok(session),
         Ok(Err((async_imap::error::Error::No(text), _))) if !is_temporary(&text) => {
-            Err(MailError::LoginRefused(short(&text)))
+            Err(MailError::LoginRefused(short(&server_text(&text))))
         }
         Ok(Err((e, _))) => Err(MailError::Network(format!(
             "login: {}",
             short(&e.to_string())
         ))),
     }
+}
+
+/// The server's own words from async-imap's `code: .., info: Some("..")` rendering of a NO response.
+fn server_text(text: &str) -> String {
+    text.split_once("info: Some(\"")
+        .and_then(|(_, rest)| rest.rsplit_once("\")"))
+        .map_or_else(|| text.to_owned(), |(info, _)| info.replace("\\\"", "\""))
 }
 
 /// RFC 5530 response codes that say "try again later" rather than "wrong credentials".
@@ -314,6 +321,16 @@ mod tests {
             imap_date(UNIX_EPOCH + Duration::from_secs(1_735_689_600)),
             "1-Jan-2025"
         );
+    }
+
+    #[test]
+    fn server_text_is_taken_from_the_no_response() {
+        let raw = r#"code: None, info: Some("[AUTHENTICATIONFAILED] Authentication failed.")"#;
+        assert_eq!(
+            server_text(raw),
+            "[AUTHENTICATIONFAILED] Authentication failed."
+        );
+        assert_eq!(server_text("plain"), "plain");
     }
 
     #[test]

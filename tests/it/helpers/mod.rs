@@ -4,6 +4,7 @@
 
 pub mod compose;
 pub mod executor;
+pub mod mail;
 pub mod monitoring;
 pub mod streams;
 
