@@ -1,9 +1,9 @@
 //! The simulator binary (`docs/simulator.md`): `PW_SIM_*` → the simulator's options; serves until SIGTERM.
 
 use anyhow::Context;
-use podcast_worker::config::{self, LogFormat, Role, SimulatorConfig, Source};
+use podcast_worker::config::{self, Role, SimulatorConfig, Source};
 use podcast_worker::simulator::{self, Faults, MailOptions, ScenarioSpec, SimulatorOptions};
-use podcast_worker::{shutdown, telemetry};
+use podcast_worker::{cli, shutdown};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -14,12 +14,7 @@ async fn main() -> anyhow::Result<()> {
     )?;
     let cfg = SimulatorConfig::from_source(&Source::from_env()?)
         .context("while reading the configuration")?;
-    let format = match cfg.log.format {
-        LogFormat::Auto => telemetry::Format::Auto,
-        LogFormat::Json => telemetry::Format::Json,
-        LogFormat::Pretty => telemetry::Format::Pretty,
-    };
-    telemetry::init(&cfg.log.filter, format);
+    cli::init_logging(&cfg.log);
     let cancel = shutdown::shutdown_token();
     let result = simulator::run(options(cfg), cancel).await;
     result.context("while running the simulator")

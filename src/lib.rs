@@ -15,11 +15,12 @@
 //! - [`fetcher`]: the fetch loop: manager API → routing → de-duplicated enqueue, leader lease, backpressure.
 //! - [`metrics`]: Prometheus metrics, `/metrics` `/healthz` `/readyz`, and the stream-depth sampler.
 //! - [`simulator`]: a stand-in manager API (with faults and an audit) for tests and demos; imports nothing.
-//! - [`shutdown`], [`telemetry`]: signals and logging.
+//! - [`shutdown`], [`telemetry`]: signals and logging; [`cli`]: what the service binaries share.
 //! - [`mailbox`]: verification mail over IMAP; [`totp`]: second-factor codes; [`image`]: the SSRF-guarded
 //!   `image_url` download.
 
 pub mod browser;
+pub mod cli;
 pub mod config;
 pub mod driver;
 pub mod executor;
