@@ -20,6 +20,7 @@ mod outbox;
 mod pipeline;
 mod producer;
 mod readme;
+mod redis_outage;
 mod recipe_run;
 mod simulator;
 mod smoke;

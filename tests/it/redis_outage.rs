@@ -1,0 +1,166 @@
+//! Redis dies (SIGKILL) and comes back while tasks flow through the real fetcher and executor binaries:
+//! `/readyz` of both turns 503 while it is gone and 200 again after, and every task is still completed exactly
+//! once with a clean audit. The test runs its own Redis (AOF, fsync always) on a free port, as a production
+//! Redis with persistence would behave across a crash.
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use podcast_worker::simulator::Audit;
+
+use crate::helpers::eventually;
+use crate::helpers::fetcher::{SIM_KEY, simulator};
+use crate::helpers::monitoring::{Proc, free_addr};
+
+const DOMAINS: &str = "main.demo.test,sub-a.demo.test,sub-b.demo.test,sub-c.demo.test";
+
+/// A private redis-server keeping its data in `dir` (append-only file, fsync on every write).
+struct OwnRedis {
+    dir: tempfile::TempDir,
+    port: u16,
+    child: Option<Child>,
+}
+
+impl OwnRedis {
+    fn start() -> Self {
+        let port = free_addr()
+            .rsplit_once(':')
+            .and_then(|(_, p)| p.parse().ok())
+            .expect("a port");
+        let mut redis = Self {
+            dir: tempfile::tempdir().unwrap(),
+            port,
+            child: None,
+        };
+        redis.restart();
+        redis
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Starts redis-server on the same port and directory; waits until it answers PING.
+    fn restart(&mut self) {
+        let child = Command::new("redis-server")
+            .args(["--bind", "127.0.0.1", "--port", &self.port.to_string()])
+            .args(["--appendonly", "yes", "--appendfsync", "always", "--save", ""])
+            .arg("--dir")
+            .arg(self.dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server (apt-get install redis-server)");
+        self.child = Some(child);
+        for _ in 0..100 {
+            let ping = Command::new("redis-cli")
+                .args(["-p", &self.port.to_string(), "ping"])
+                .output();
+            if ping.is_ok_and(|o| o.stdout.starts_with(b"PONG")) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("redis-server did not answer on port {}", self.port);
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for OwnRedis {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+async fn status(addr: &str, path: &str) -> Option<u16> {
+    let r = reqwest::get(format!("http://{addr}{path}")).await.ok()?;
+    Some(r.status().as_u16())
+}
+
+async fn wait_status(proc: &Proc, addr: &str, path: &str, want: u16) {
+    let what = format!("{path} of {addr} to answer {want}");
+    eventually(Duration::from_secs(30), &what, || async {
+        proc.assert_running();
+        (status(addr, path).await? == want).then_some(())
+    })
+    .await;
+}
+
+fn show(audit: &Audit) -> String {
+    serde_json::to_string_pretty(audit).unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_outage_turns_readiness_off_and_loses_or_repeats_nothing() {
+    let sim = simulator(6, 3).await;
+    let mut redis = OwnRedis::start();
+    let common = |addr: &str| {
+        vec![
+            ("PW_API_BASE_URL", sim.api_base_url()),
+            ("PW_API_KEY", SIM_KEY.to_owned()),
+            ("PW_REDIS_URL", redis.url()),
+            ("PW_METRICS_ADDR", addr.to_owned()),
+            ("PW_SAMPLE_INTERVAL_MS", "200".to_owned()),
+            ("PW_MAIN_DOMAINS", "main.demo.test".to_owned()),
+            ("PW_LOG", "info".to_owned()),
+            ("PW_LOG_FORMAT", "json".to_owned()),
+        ]
+    };
+    let fetcher_addr = free_addr();
+    let mut vars = common(&fetcher_addr);
+    vars.extend([
+        ("PW_POLL_MIN_MS", "100".to_owned()),
+        ("PW_POLL_MAX_MS", "500".to_owned()),
+    ]);
+    let fetcher = Proc::spawn("fetcher", env!("CARGO_BIN_EXE_fetcher"), &vars);
+    let exe_addr = free_addr();
+    let mut vars = common(&exe_addr);
+    vars.extend([
+        ("PW_OUTBOX_KEY", "cd".repeat(32)),
+        ("PW_CONSUMER_NAME", "outage-e1".to_owned()),
+        ("PW_READ_BLOCK_MS", "200".to_owned()),
+        ("PW_OUTBOX_RETRY_MS", "300".to_owned()),
+        ("PW_CLAIM_IDLE_MS", "3000".to_owned()),
+        ("PW_LEASE_RENEW_MS", "1000".to_owned()),
+        ("PW_SYNTHETIC_DOMAINS", DOMAINS.to_owned()),
+        ("PW_SYNTHETIC_DELAY_MS", "400".to_owned()),
+    ]);
+    let executor = Proc::spawn("executor", env!("CARGO_BIN_EXE_executor"), &vars);
+    wait_status(&fetcher, &fetcher_addr, "/readyz", 200).await;
+    wait_status(&executor, &exe_addr, "/readyz", 200).await;
+
+    // Work is flowing: some tasks done, most not yet.
+    eventually(Duration::from_secs(30), "first completions", || async {
+        (sim.audit().counts["completed"] >= 3).then_some(())
+    })
+    .await;
+    let total = 24;
+    let done_before = sim.audit().counts["completed"];
+    redis.kill();
+    wait_status(&fetcher, &fetcher_addr, "/readyz", 503).await;
+    wait_status(&executor, &exe_addr, "/readyz", 503).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    redis.restart();
+    wait_status(&fetcher, &fetcher_addr, "/readyz", 200).await;
+    wait_status(&executor, &exe_addr, "/readyz", 200).await;
+
+    let audit = eventually(Duration::from_secs(90), "every task completed", || async {
+        fetcher.assert_running();
+        executor.assert_running();
+        let audit = sim.audit();
+        (audit.counts["completed"] == total).then_some(audit)
+    })
+    .await;
+    let logs = || format!("{}\n{}", fetcher.log_text(), executor.log_text());
+    assert!(done_before < total, "the outage came after the work: {done_before} done");
+    assert!(audit.clean, "{}\n{}", show(&audit), logs());
+    assert_eq!(audit.reports.completed, total, "{}", show(&audit));
+    assert_eq!(audit.reports.refused, 0, "{}\n{}", show(&audit), logs());
+    assert_eq!(audit.reports.failed, 0, "{}", show(&audit));
+}
