@@ -44,7 +44,14 @@ impl OwnRedis {
     fn restart(&mut self) {
         let child = Command::new("redis-server")
             .args(["--bind", "127.0.0.1", "--port", &self.port.to_string()])
-            .args(["--appendonly", "yes", "--appendfsync", "always", "--save", ""])
+            .args([
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "always",
+                "--save",
+                "",
+            ])
             .arg("--dir")
             .arg(self.dir.path())
             .stdout(Stdio::null())
@@ -158,7 +165,10 @@ async fn redis_outage_turns_readiness_off_and_loses_or_repeats_nothing() {
     })
     .await;
     let logs = || format!("{}\n{}", fetcher.log_text(), executor.log_text());
-    assert!(done_before < total, "the outage came after the work: {done_before} done");
+    assert!(
+        done_before < total,
+        "the outage came after the work: {done_before} done"
+    );
     assert!(audit.clean, "{}\n{}", show(&audit), logs());
     assert_eq!(audit.reports.completed, total, "{}", show(&audit));
     assert_eq!(audit.reports.refused, 0, "{}\n{}", show(&audit), logs());
