@@ -9,7 +9,7 @@ use chromiumoxide::Page;
 use chromiumoxide::cdp::browser_protocol::browser::BrowserContextId;
 use chromiumoxide::cdp::browser_protocol::dom::SetFileInputFilesParams;
 use chromiumoxide::cdp::browser_protocol::input::InsertTextParams;
-use chromiumoxide::cdp::browser_protocol::page::CaptureScreenshotFormat;
+use chromiumoxide::cdp::browser_protocol::page::{CaptureScreenshotFormat, StopLoadingParams};
 use chromiumoxide::cdp::browser_protocol::target::{
     CreateBrowserContextParams, CreateTargetParams,
 };
@@ -95,6 +95,19 @@ impl Session {
             .goto(url)
             .await
             .map_err(page_err("navigation failed"))?;
+        Ok(())
+    }
+
+    /// Stops whatever the page is still loading, like the Stop button: a navigation waiting for its answer
+    /// (e.g. a form submit) is abandoned and its connection closed, so it does not complete in the background.
+    ///
+    /// # Errors
+    /// [`BrowserError::Page`] when the page is gone.
+    pub async fn stop_loading(&self) -> Result<(), BrowserError> {
+        self.page
+            .execute(StopLoadingParams::default())
+            .await
+            .map_err(page_err("cannot stop loading"))?;
         Ok(())
     }
 

@@ -164,6 +164,13 @@ impl RecipeDriver {
                 hook.after_step(run.session, step, result.is_ok()).await;
             }
             if let Err(Failure::Transient(m)) = &result {
+                // A failed step may leave a submit waiting for its answer: abandon it now, so it cannot
+                // complete in the background (and make a retry find the account "already registered")
+                // while the page is examined and the artifacts saved.
+                if !step.optional {
+                    let stop = run.session.stop_loading();
+                    let _ = tokio::time::timeout(Duration::from_secs(2), stop).await;
+                }
                 // A failed step is often explained by what the page shows (a site error, a CAPTCHA), or
                 // by a dead browser.
                 result = Err(if run.session.browser_dead() {
