@@ -4,6 +4,7 @@
 
 mod browser_pool;
 mod compose;
+mod demo_e2e;
 mod demo_mail;
 mod demo_sites;
 mod executor;

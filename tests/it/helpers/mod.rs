@@ -76,6 +76,7 @@ where
     }
 }
 pub mod browser;
+pub mod demo_stack;
 
 pub mod fetcher;
 pub mod fixture_site;
