@@ -12,7 +12,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
 use crate::config::OutboxKey;
-use crate::streams::{GROUP, StreamKeys};
+use crate::streams::{GROUP, StreamKeys, handover};
 use crate::task::{Registration, Site, TaskId};
 
 const NONCE_LEN: usize = 12;
@@ -194,20 +194,34 @@ impl Outbox {
         value.map(|v| self.open(task_id, &v)).transpose()
     }
 
-    /// Forgets a reported task: deletes its record, its inflight marker and its report lock.
+    /// Forgets a reported task: deletes its record and its report lock, and releases its id
+    /// ([`handover::push_release`]: the inflight marker goes, unless the task was handed out again after our
+    /// `fail`, which is then queued).
     ///
     /// # Errors
     /// [`OutboxError::Unavailable`].
     pub async fn remove(&self, task_id: &TaskId) -> Result<(), OutboxError> {
-        let keys = [
-            self.keys.outbox(task_id),
-            self.keys.inflight(task_id),
-            self.lock_key(task_id),
-        ];
-        let () = self
-            .conn
-            .clone()
-            .del(&keys)
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        pipe.cmd("DEL")
+            .arg(self.keys.outbox(task_id))
+            .arg(self.lock_key(task_id))
+            .ignore();
+        handover::push_release(&mut pipe, &self.keys, task_id);
+        let () = pipe
+            .query_async(&mut self.conn.clone())
+            .await
+            .map_err(OutboxError::Unavailable)?;
+        Ok(())
+    }
+
+    /// Records that a `fail` for `task_id` is about to be sent ([`handover::mark_failing`]).
+    ///
+    /// # Errors
+    /// [`OutboxError::Unavailable`].
+    pub async fn mark_failing(&self, task_id: &TaskId) -> Result<(), OutboxError> {
+        let _: Option<String> = handover::mark_failing(&self.keys, task_id)
+            .query_async(&mut self.conn.clone())
             .await
             .map_err(OutboxError::Unavailable)?;
         Ok(())
@@ -234,9 +248,9 @@ impl Outbox {
         let id = &record.task_id;
         pipe.cmd("DEL")
             .arg(self.keys.outbox(id))
-            .arg(self.keys.inflight(id))
             .arg(self.lock_key(id))
             .ignore();
+        handover::push_release(&mut pipe, &self.keys, id);
         let () = pipe
             .query_async(&mut self.conn.clone())
             .await

@@ -77,6 +77,10 @@ impl Inner {
                 error_message,
                 note,
             } => {
+                // A hand-out of this id from now on is the manager's retry: see streams::handover.
+                if let Err(e) = self.outbox.mark_failing(&record.task_id).await {
+                    tracing::warn!(error = %e, "cannot mark the fail as under way");
+                }
                 self.api
                     .fail(&record.task_id, error_message, note.as_deref())
                     .await
@@ -93,13 +97,19 @@ impl Inner {
             .stage_duration(site, Stage::Report, t0.elapsed());
         let fate = ReportFate::of(&result);
         let settled = !matches!(fate, ReportFate::Later { .. });
+        let mut released = false;
         if let Some(claimed) = claimed {
             let finished = settled.then_some(&record.task_id);
-            if let Err(e) = self.consumer.ack(claimed, finished).await {
-                tracing::warn!(error = %e, "ack failed; the entry will be delivered again and resume from the outbox");
+            match self.consumer.ack(claimed, finished).await {
+                Ok(()) => released = settled,
+                Err(e) => {
+                    tracing::warn!(error = %e, "ack failed; the entry will be delivered again and resume from the outbox");
+                }
             }
         }
-        let cleanup = if settled {
+        // A settled ack already deleted the record and released the id (once: a second release would drop
+        // the marker of a hand-out it queued again); only the report lock is left then.
+        let cleanup = if settled && !released {
             self.outbox.finish(&record).await
         } else {
             self.outbox.unlock(&record.task_id).await

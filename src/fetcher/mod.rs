@@ -345,6 +345,11 @@ impl Fetcher {
                     tracing::info!(task_id = %entry.id, "listed task is already in our hands; not queued again");
                     self.metrics.task_deduplicated(entry.site.as_str());
                 }
+                Enqueued::Relisted => {
+                    duplicates += 1;
+                    tracing::info!(task_id = %entry.id, "listed again after our fail; queued once that report settles");
+                    self.metrics.task_deduplicated(entry.site.as_str());
+                }
             }
         }
         tracing::debug!(enqueued, duplicates, "page queued");

@@ -5,7 +5,8 @@
 //! |---|---|
 //! | `<prefix>:tasks:main`, `<prefix>:tasks:sub` | one entry per task handed to us: field `task` = versioned JSON ([`crate::task::QueueEntry`]), ids and routing only, never credentials |
 //! | group [`GROUP`] on both | every executor process is one consumer named `<host>-<pid>` |
-//! | `<prefix>:inflight:<id>` | set with the XADD, atomically; cleared when the task is finished; stops an id from being queued twice |
+//! | `<prefix>:inflight:<id>` | set with the XADD, atomically; cleared when the task is finished; stops an id from being queued twice; value `failing` while our `fail` is reported |
+//! | `<prefix>:relisted:<id>` | a hand-out of the id seen after our `fail` (see [`handover`]); queued again when the id is released |
 //! | `<prefix>:outbox:<id>` | a finished registration's result, encrypted; deleted once the manager accepted it |
 //! | `<prefix>:tasks:dead` | dead-letter stream: entries that could not be processed, each with a reason |
 //! | `<prefix>:fetcher:leader` | the fetcher's leader lease |
@@ -22,6 +23,7 @@ use crate::task::{Site, TaskId};
 
 pub mod consumer;
 mod error;
+pub mod handover;
 pub mod producer;
 
 pub use error::StreamError;
@@ -74,6 +76,11 @@ impl StreamKeys {
     /// Pattern matching every outbox key (for SCAN).
     pub fn outbox_pattern(&self) -> String {
         format!("{}:outbox:*", self.prefix)
+    }
+
+    /// A hand-out of `id` seen after our `fail` for it was sent, waiting for the id's release.
+    pub fn relisted(&self, id: &TaskId) -> String {
+        format!("{}:relisted:{id}", self.prefix)
     }
 
     /// The fetcher's leader lease.
@@ -143,6 +150,7 @@ mod tests {
         assert_eq!(k.dead(), "{pw}:tasks:dead");
         assert_eq!(k.inflight(&id), "{pw}:inflight:t-1");
         assert_eq!(k.outbox(&id), "{pw}:outbox:t-1");
+        assert_eq!(k.relisted(&id), "{pw}:relisted:t-1");
         assert_eq!(k.leader(), "{pw}:fetcher:leader");
     }
 }

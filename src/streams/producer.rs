@@ -8,15 +8,23 @@ use std::time::Duration;
 use redis::aio::ConnectionManager;
 use redis::streams::StreamInfoGroupsReply;
 
+use super::handover::FAILING;
 use super::{ENTRY_FIELD, GROUP, StreamError, StreamKeys, connect, ensure_groups};
 use crate::config::StreamSettings;
 use crate::task::{QueueEntry, Site};
 
-/// `KEYS[1]` inflight marker, `KEYS[2]` stream; `ARGV`: marker value, TTL seconds, MAXLEN, field, payload.
-/// Returns the new entry id, or false (nil) when the marker already existed.
+/// `KEYS[1]` inflight marker, `KEYS[2]` stream, `KEYS[3]` relisted record; `ARGV`: marker value, TTL seconds,
+/// MAXLEN, field, payload, the marker value meaning "our `fail` is under way", site. Returns the new entry id;
+/// 1 when the id is ours but its `fail` was under way, so the hand-out is recorded for later
+/// ([`super::handover`]); false (nil) for a plain duplicate.
 const ENQUEUE_LUA: &str = r"
 if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[2]) then
   return redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*', ARGV[4], ARGV[5])
+end
+if redis.call('GET', KEYS[1]) == ARGV[6] then
+  redis.call('HSET', KEYS[3], 'site', ARGV[7], 'payload', ARGV[5])
+  redis.call('EXPIRE', KEYS[3], ARGV[2])
+  return 1
 end
 return false
 ";
@@ -31,6 +39,9 @@ pub enum Enqueued {
     Added(String),
     /// Its id is already in our hands (`inflight` exists): not added again.
     Duplicate,
+    /// Its id is in our hands with a `fail` under way: the manager re-queued it, so this hand-out is queued
+    /// when the id is released ([`super::handover`]).
+    Relisted,
 }
 
 /// How much work one stream holds for the executors.
@@ -120,11 +131,14 @@ impl Producer {
                 let mut inv = self.script.prepare_invoke();
                 inv.key(self.keys.inflight(&e.id))
                     .key(&stream)
+                    .key(self.keys.relisted(&e.id))
                     .arg(&stream)
                     .arg(ttl)
                     .arg(self.maxlen)
                     .arg(ENTRY_FIELD)
-                    .arg(e.encode());
+                    .arg(e.encode())
+                    .arg(FAILING)
+                    .arg(e.site.as_str());
                 inv
             })
             .collect();
@@ -135,13 +149,19 @@ impl Producer {
             pipe.invoke_script(inv);
         }
         let mut conn = self.conn.clone();
-        let ids: Vec<Option<String>> = pipe
+        let answers: Vec<redis::Value> = pipe
             .query_async(&mut conn)
             .await
             .map_err(StreamError::redis("enqueue"))?;
-        Ok(ids
+        Ok(answers
             .into_iter()
-            .map(|id| id.map_or(Enqueued::Duplicate, Enqueued::Added))
+            .map(|answer| match answer {
+                redis::Value::Int(1) => Enqueued::Relisted,
+                other => redis::from_redis_value::<Option<String>>(other)
+                    .ok()
+                    .flatten()
+                    .map_or(Enqueued::Duplicate, Enqueued::Added),
+            })
             .collect())
     }
 

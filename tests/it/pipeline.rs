@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use podcast_worker::simulator::Faults;
 
-use crate::helpers::pipeline::Pipeline;
+use crate::helpers::pipeline::{CountingDriver, Pipeline};
 
 const REQUESTS: u32 = 6;
 const SUBS: u32 = 2;
@@ -157,4 +157,31 @@ async fn pipeline_survives_every_fault_at_once() {
     }))
     .await;
     assert!(e.retries > 0.0, "{e:?}");
+}
+
+/// The manager re-queues a task on our `fail` and hands it out again, often while the executor still retries
+/// the `fail` whose answer was dropped: that new hand-out must be run once the `fail` settles, not be dropped
+/// as a duplicate of the id still in our hands.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipeline_runs_a_task_the_manager_hands_out_again_after_our_fail() {
+    let faults = only(|f| {
+        f.drop_connection = 0.3;
+        f.drop_after_apply = 1.0;
+    });
+    let p = Pipeline::start_with(REQUESTS, SUBS, faults, 3, CountingDriver::failing_first()).await;
+    let audit = p.settled(Duration::from_secs(90)).await;
+    assert!(
+        audit.clean,
+        "lost {:?}, violations {:?}",
+        audit.lost, audit.violations
+    );
+    let total = (REQUESTS * (1 + SUBS)) as usize;
+    assert_eq!(audit.counts["completed"], total, "{audit:?}");
+    let runs = p.driver.runs();
+    assert!(
+        runs.len() == total && runs.values().all(|n| *n == 2),
+        "each task runs once, fails, and runs once more: {runs:?}"
+    );
+    assert!(p.sim_answers("dropped").await > 0.0, "nothing was dropped");
+    p.stop().await;
 }

@@ -96,3 +96,75 @@ async fn producer_backlog_counts_lag_and_pending() {
     assert_eq!(p.backlog(Site::Sub).await.unwrap().total(), 0);
     cleanup(&prefix).await;
 }
+
+/// A hand-out of an id whose `fail` is under way is kept and queued again when the id is released, exactly
+/// once, with the marker kept for the new run; a plain duplicate (no `fail` under way) stays dropped.
+#[tokio::test]
+async fn producer_keeps_a_hand_out_seen_after_our_fail_and_queues_it_on_release() {
+    use podcast_worker::config::OutboxKey;
+    use podcast_worker::outbox::Outbox;
+    use podcast_worker::streams::consumer::Consumer;
+    use podcast_worker::streams::{StreamKeys, connect};
+
+    let prefix = unique_prefix();
+    let settings = stream_settings(&prefix);
+    let p = Producer::connect(&settings, Duration::from_secs(300))
+        .await
+        .unwrap();
+    let c = Consumer::connect(&settings, "c").await.unwrap();
+    let outbox = Outbox::new(
+        connect(&settings, Duration::from_secs(5)).await.unwrap(),
+        StreamKeys::new(&prefix),
+        &OutboxKey([3; 32]),
+    );
+    let keys = p.keys().clone();
+    let (a, b) = (TaskId::parse("a").unwrap(), TaskId::parse("b").unwrap());
+    let mut conn = redis_conn().await;
+
+    for e in [entry("a", Site::Sub), entry("b", Site::Sub)] {
+        assert!(matches!(p.enqueue(&e).await.unwrap(), Enqueued::Added(_)));
+    }
+    let claimed = c.claim(10).await.unwrap();
+    assert_eq!(claimed.len(), 2);
+    // Listed again while running: a duplicate. Listed again after our fail was sent: kept for later.
+    assert_eq!(
+        p.enqueue(&entry("a", Site::Sub)).await.unwrap(),
+        Enqueued::Duplicate
+    );
+    outbox.mark_failing(&a).await.unwrap();
+    assert_eq!(
+        p.enqueue(&entry("a", Site::Sub)).await.unwrap(),
+        Enqueued::Relisted
+    );
+    assert_eq!(
+        p.enqueue(&entry("b", Site::Sub)).await.unwrap(),
+        Enqueued::Duplicate
+    );
+    let ttl: i64 = conn.ttl(keys.inflight(&a)).await.unwrap();
+    assert!((290..=300).contains(&ttl), "marking kept the expiry: {ttl}");
+
+    for cl in &claimed {
+        let id = cl.entry.as_ref().unwrap().id.clone();
+        c.ack(cl, Some(&id)).await.unwrap();
+    }
+    // b is let go; a's second hand-out is queued once more, its marker kept for that run.
+    assert!(!conn.exists::<_, bool>(keys.inflight(&b)).await.unwrap());
+    assert!(conn.exists::<_, bool>(keys.inflight(&a)).await.unwrap());
+    assert!(!conn.exists::<_, bool>(keys.relisted(&a)).await.unwrap());
+    let again = c.claim(10).await.unwrap();
+    assert_eq!(again.len(), 1, "{again:?}");
+    let entry_again = again[0].entry.as_ref().unwrap();
+    assert_eq!(
+        (entry_again.id.as_str(), entry_again.site),
+        ("a", Site::Sub)
+    );
+    assert_eq!(
+        p.enqueue(&entry("a", Site::Sub)).await.unwrap(),
+        Enqueued::Duplicate,
+        "the new run holds the id"
+    );
+    c.ack(&again[0], Some(&a)).await.unwrap();
+    assert!(!conn.exists::<_, bool>(keys.inflight(&a)).await.unwrap());
+    assert!(c.claim(10).await.unwrap().is_empty());
+    cleanup(&prefix).await;
+}

@@ -10,7 +10,7 @@ use redis::aio::ConnectionManager;
 use redis::streams::{StreamAutoClaimReply, StreamId, StreamReadOptions, StreamReadReply};
 use redis::{Script, Value};
 
-use super::{ENTRY_FIELD, GROUP, StreamError, StreamKeys, connect};
+use super::{ENTRY_FIELD, GROUP, StreamError, StreamKeys, connect, handover};
 use crate::config::StreamSettings;
 use crate::task::{QueueEntry, Site, TaskId};
 
@@ -336,10 +336,8 @@ impl Consumer {
             .ignore();
         pipe.cmd("XDEL").arg(&key).arg(&claimed.entry_id).ignore();
         if let Some(id) = finished {
-            pipe.cmd("DEL")
-                .arg(self.keys.inflight(id))
-                .arg(self.keys.outbox(id))
-                .ignore();
+            pipe.cmd("DEL").arg(self.keys.outbox(id)).ignore();
+            handover::push_release(pipe, &self.keys, id);
         }
     }
 

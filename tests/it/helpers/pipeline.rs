@@ -30,9 +30,18 @@ const OUTBOX_KEY_HEX: &str = "0123456789abcdef0123456789abcdef0123456789abcdef01
 #[derive(Default)]
 pub struct CountingDriver {
     runs: Mutex<HashMap<String, usize>>,
+    fail_first: bool,
 }
 
 impl CountingDriver {
+    /// Fails each task's first run permanently (the manager's retry manager re-queues it), then succeeds.
+    pub fn failing_first() -> Self {
+        Self {
+            fail_first: true,
+            ..Self::default()
+        }
+    }
+
     /// Registrations per task id.
     pub fn runs(&self) -> HashMap<String, usize> {
         self.runs.lock().unwrap().clone()
@@ -46,12 +55,15 @@ impl Driver for CountingDriver {
     }
 
     async fn register(&self, task: &Task) -> Result<Registration, DriverError> {
-        *self
-            .runs
-            .lock()
-            .unwrap()
-            .entry(task.id.to_string())
-            .or_default() += 1;
+        let run = {
+            let mut runs = self.runs.lock().unwrap();
+            let n = runs.entry(task.id.to_string()).or_default();
+            *n += 1;
+            *n
+        };
+        if self.fail_first && run == 1 {
+            return Err(DriverError::Permanent("refused the first time".to_owned()));
+        }
         Ok(Registration {
             email: Some(task.email.clone()),
             username: Some(format!("u-{}", task.id)),
@@ -108,6 +120,17 @@ impl Pipeline {
     /// Starts a simulator with `requests` requests of `subs` sub-site tasks and `faults`, a fetcher and
     /// `executors` executors.
     pub async fn start(requests: u32, subs: u32, faults: Faults, executors: usize) -> Self {
+        Self::start_with(requests, subs, faults, executors, CountingDriver::default()).await
+    }
+
+    /// [`Pipeline::start`] with a driver of the test's choosing.
+    pub async fn start_with(
+        requests: u32,
+        subs: u32,
+        faults: Faults,
+        executors: usize,
+        driver: CountingDriver,
+    ) -> Self {
         let mut opts = SimulatorOptions::for_test(KEY);
         opts.scenario = ScenarioSpec {
             requests,
@@ -117,7 +140,7 @@ impl Pipeline {
         opts.faults = faults;
         let sim = simulator::spawn(opts).await.expect("simulator");
         let prefix = unique_prefix();
-        let driver = Arc::new(CountingDriver::default());
+        let driver = Arc::new(driver);
         let mut drivers = Drivers::new();
         for d in std::iter::once(DEFAULT_MAIN_DOMAIN).chain(DEFAULT_SUB_DOMAINS.iter().copied()) {
             drivers.insert(d, driver.clone());
