@@ -195,7 +195,7 @@ impl Outbox {
     }
 
     /// Forgets a reported task: deletes its record and its report lock, and releases its id
-    /// ([`handover::push_release`]: the inflight marker goes, unless the task was handed out again after our
+    /// (`handover::push_release`: the inflight marker goes, unless the task was handed out again after our
     /// `fail`, which is then queued).
     ///
     /// # Errors
@@ -215,7 +215,7 @@ impl Outbox {
         Ok(())
     }
 
-    /// Records that a `fail` for `task_id` is about to be sent ([`handover::mark_failing`]).
+    /// Records that a `fail` for `task_id` is about to be sent (`handover::mark_failing`).
     ///
     /// # Errors
     /// [`OutboxError::Unavailable`].

@@ -5,7 +5,7 @@
 //!
 //! So: before sending a `fail`, the executor sets the marker's value to [`FAILING`]. The fetcher's enqueue
 //! script, meeting a marker with that value, records the listed entry under `<prefix>:relisted:<id>` instead
-//! of dropping it. Whoever finishes with the id releases it with [`push_release`]: when a re-listed entry is
+//! of dropping it. Whoever finishes with the id releases it with `push_release`: when a re-listed entry is
 //! waiting it goes back on its stream (the marker stays, for the new run), else the marker is deleted. A
 //! duplicate hand-out of a task we are still running (no `fail` sent) stays dropped: running it again would
 //! `start` a task we are finishing.
