@@ -36,6 +36,17 @@ pub trait Driver: Send + Sync {
 
     /// Runs one registration attempt. The executor applies the timeout and retries.
     async fn register(&self, task: &Task) -> Result<Registration, DriverError>;
+
+    /// Runs attempt `attempt` (from 1) of this executor's attempts at `task`; a driver may continue where an
+    /// earlier attempt left off (the recipe driver's `[[resume]]` rules). Default: [`Driver::register`].
+    async fn register_attempt(
+        &self,
+        task: &Task,
+        attempt: u32,
+    ) -> Result<Registration, DriverError> {
+        let _ = attempt;
+        self.register(task).await
+    }
 }
 
 /// Drivers by normalised domain.

@@ -284,7 +284,10 @@ impl Inner {
     ) -> Option<(Result<Registration, String>, u32)> {
         let limit = self.cfg.task_attempts.max(1);
         for attempt in 1..=limit {
-            let run = tokio::time::timeout(self.cfg.task_timeout, driver.register(task));
+            let run = tokio::time::timeout(
+                self.cfg.task_timeout,
+                driver.register_attempt(task, attempt),
+            );
             let transient = match stop.run_until_cancelled(run).await? {
                 Ok(Ok(reg)) => {
                     let checked = validate_registration(&reg, entry.site).map(|()| reg);

@@ -96,11 +96,32 @@ impl RecipeDriver {
 
     /// Runs the recipe once for `task` under the recipe timeout, calling `hook` after each step.
     pub async fn run(&self, task: &Task, hook: Option<&dyn StepHook>) -> RunOutcome {
+        self.run_attempt(task, 1, hook).await
+    }
+
+    /// [`RecipeDriver::run`] as attempt `attempt` (from 1) of the task: from the second attempt on, the
+    /// recipe's `[[resume]]` rules apply.
+    pub async fn run_attempt(
+        &self,
+        task: &Task,
+        attempt: u32,
+        hook: Option<&dyn StepHook>,
+    ) -> RunOutcome {
         let mut log = StepLog::default();
         let result = match self.env.pool.open_session().await {
             Err(e) => Err(DriverError::Transient(e.to_string())),
             Ok(session) => {
-                let r = self.run_in(&session, task, hook, &mut log).await;
+                let run = Run {
+                    env: &self.env,
+                    recipe: &self.recipe,
+                    task,
+                    session: &session,
+                    vars: task_vars(task),
+                    started: SystemTime::now(),
+                    image: None,
+                    attempt,
+                };
+                let r = self.run_in(run, hook, &mut log).await;
                 session.close().await;
                 r
             }
@@ -113,20 +134,11 @@ impl RecipeDriver {
 
     async fn run_in(
         &self,
-        session: &Session,
-        task: &Task,
+        mut run: Run<'_>,
         hook: Option<&dyn StepHook>,
         log: &mut StepLog,
     ) -> Result<Registration, DriverError> {
-        let mut run = Run {
-            env: &self.env,
-            recipe: &self.recipe,
-            task,
-            session,
-            vars: task_vars(task),
-            started: SystemTime::now(),
-            image: None,
-        };
+        let (task, session) = (run.task, run.session);
         let limit = self.env.recipe_timeout;
         let steps = self.steps(&mut run, hook, log);
         let failure = match tokio::time::timeout(limit, steps).await {
@@ -158,7 +170,11 @@ impl RecipeDriver {
         hook: Option<&dyn StepHook>,
         log: &mut StepLog,
     ) -> Result<(), Failure> {
-        for step in &self.recipe.steps {
+        let steps = &self.recipe.steps;
+        let mut resumed = vec![false; self.recipe.resume.len()];
+        let mut i = 0;
+        while let Some(step) = steps.get(i) {
+            i += 1;
             let mut result = run.step(step, log).await;
             if let Some(hook) = hook {
                 hook.after_step(run.session, step, result.is_ok()).await;
@@ -181,6 +197,19 @@ impl RecipeDriver {
                         .unwrap_or_else(|| Failure::Transient(m.clone()))
                 });
             }
+            if let Err(Failure::Site(message)) = &result
+                && let Some(k) = self.resume_rule(run.attempt, i, message, &resumed)
+            {
+                let to = &steps[self.recipe.resume[k].from];
+                log.push(format!(
+                    "step {}: the site says {message:?} on attempt {}: an earlier attempt got this far; \
+                     resuming at step {}",
+                    step.index, run.attempt, to.index
+                ));
+                resumed[k] = true;
+                i = self.recipe.resume[k].from;
+                continue;
+            }
             match result {
                 Err(Failure::Transient(_) | Failure::Permanent(_)) if step.optional => {
                     log.push(format!("step {} is optional: continuing", step.index));
@@ -189,6 +218,24 @@ impl RecipeDriver {
             }
         }
         Ok(())
+    }
+
+    /// The `[[resume]]` rule (its index) that applies to a site error `message` met before step `next`
+    /// (index from 0) on attempt `attempt`: only on a retry, only forward, each rule once.
+    fn resume_rule(
+        &self,
+        attempt: u32,
+        next: usize,
+        message: &str,
+        used: &[bool],
+    ) -> Option<usize> {
+        if attempt < 2 {
+            return None;
+        }
+        let message = message.to_lowercase();
+        self.recipe.resume.iter().enumerate().find_map(|(k, r)| {
+            (!used[k] && r.from >= next && message.contains(&r.when.to_lowercase())).then_some(k)
+        })
     }
 
     fn registration(&self, vars: &Vars) -> Registration {
@@ -240,7 +287,15 @@ impl Driver for RecipeDriver {
     }
 
     async fn register(&self, task: &Task) -> Result<Registration, DriverError> {
-        let outcome = self.run(task, None).await;
+        self.register_attempt(task, 1).await
+    }
+
+    async fn register_attempt(
+        &self,
+        task: &Task,
+        attempt: u32,
+    ) -> Result<Registration, DriverError> {
+        let outcome = self.run_attempt(task, attempt, None).await;
         if let Err(e) = &outcome.result {
             tracing::info!(task_id = %task.id, recipe = %self.recipe.name, error = %e, "recipe failed");
         }

@@ -69,6 +69,19 @@ pub struct Recipe {
     pub steps: Vec<Step>,
     /// Which variables become the registration's fields.
     pub result: ResultMap,
+    /// Where a retry continues when the site shows that an earlier attempt got further.
+    pub resume: Vec<Resume>,
+}
+
+/// A `[[resume]]` rule: on a retry (attempt 2 or later), a site error containing `when` (case-insensitive)
+/// means an earlier attempt already got past it (e.g. "already registered": the account exists with the
+/// task's credentials), so the run continues at step `from` instead of failing. Each rule applies once per run.
+#[derive(Debug, Clone)]
+pub struct Resume {
+    /// Text of the site error, matched case-insensitively.
+    pub when: String,
+    /// Index (from 0) of the step to continue at.
+    pub from: usize,
 }
 
 /// One step.

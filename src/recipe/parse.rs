@@ -8,7 +8,7 @@ use regex::Regex;
 use toml::{Table, Value};
 
 use super::template::Template;
-use super::{Action, Recipe, RecipeError, ResultMap, Step};
+use super::{Action, Recipe, RecipeError, ResultMap, Resume, Step};
 use crate::task::{Site, normalise_domain};
 
 /// Variables every recipe can use, filled from the task.
@@ -82,6 +82,7 @@ pub fn parse_recipe(file: &str, text: &str) -> Result<Recipe, RecipeError> {
             "captcha_selectors",
             "result",
             "steps",
+            "resume",
         ];
         if !known.contains(&key.as_str()) {
             return Err(top.err(format!("unknown key {key:?}")));
@@ -116,6 +117,7 @@ pub fn parse_recipe(file: &str, text: &str) -> Result<Recipe, RecipeError> {
         steps.push(parse_step(file, i + 1, raw, &mut known)?);
     }
     let result = parse_result(&table, &top, site, &known, &steps)?;
+    let resume = parse_resume(&table, &top, &steps)?;
     Ok(Recipe {
         name,
         file: file.to_owned(),
@@ -132,7 +134,50 @@ pub fn parse_recipe(file: &str, text: &str) -> Result<Recipe, RecipeError> {
         },
         steps,
         result,
+        resume,
     })
+}
+
+/// `[[resume]]` tables: `when` (text) and `from` (the `name` of a step).
+fn parse_resume(table: &Table, ctx: &Ctx, steps: &[Step]) -> Result<Vec<Resume>, RecipeError> {
+    let Some(raw) = table.get("resume") else {
+        return Ok(Vec::new());
+    };
+    let Value::Array(rules) = raw else {
+        return Err(ctx.err("resume must be an array of [[resume]] tables"));
+    };
+    let mut out = Vec::new();
+    for (i, rule) in rules.iter().enumerate() {
+        let n = i + 1;
+        let Some(rule) = rule.as_table() else {
+            return Err(ctx.err(format!("resume {n} must be a table")));
+        };
+        if let Some(key) = rule
+            .keys()
+            .find(|k| !["when", "from"].contains(&k.as_str()))
+        {
+            return Err(ctx.err(format!(
+                "resume {n}: unknown key {key:?} (keys: when, from)"
+            )));
+        }
+        let text = |key: &str| {
+            rule.get(key)
+                .and_then(Value::as_str)
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+                .ok_or_else(|| ctx.err(format!("resume {n}: {key} must be non-empty text")))
+        };
+        let (when, from) = (text("when")?, text("from")?);
+        let index = steps
+            .iter()
+            .position(|s| s.name.as_deref() == Some(from))
+            .ok_or_else(|| ctx.err(format!("resume {n}: from = {from:?} names no step")))?;
+        out.push(Resume {
+            when: when.to_owned(),
+            from: index,
+        });
+    }
+    Ok(out)
 }
 
 fn file_stem(file: &str) -> String {

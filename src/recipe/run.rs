@@ -46,6 +46,8 @@ pub(crate) struct Run<'a> {
     pub vars: Vars,
     pub started: SystemTime,
     pub image: Option<DownloadedImage>,
+    /// Which attempt of the task this run is (from 1); `[[resume]]` rules apply from the second.
+    pub attempt: u32,
 }
 
 impl Run<'_> {

@@ -124,3 +124,31 @@ fn the_shipped_recipes_are_valid() {
         assert!(!recipes.is_empty());
     }
 }
+
+#[test]
+fn resume_rules_name_a_step_and_are_checked() {
+    let head = "site = \"sub\"\ndomains = [\"x.test\"]\n";
+    let steps =
+        "[[steps]]\ngoto = \"http://a\"\n[[steps]]\nname = \"log in\"\ngoto = \"http://a/login\"\n";
+    let ok = format!("{head}[[resume]]\nwhen = \"Already registered\"\nfrom = \"log in\"\n{steps}");
+    let r = parse_recipe("recipes/ok.toml", &ok).unwrap();
+    assert_eq!(r.resume.len(), 1);
+    assert_eq!(
+        (r.resume[0].when.as_str(), r.resume[0].from),
+        ("Already registered", 1)
+    );
+
+    let e = err(&format!(
+        "{head}[[resume]]\nwhen = \"x\"\nfrom = \"nowhere\"\n{steps}"
+    ));
+    assert_eq!(
+        e,
+        "recipes/bad.toml: resume 1: from = \"nowhere\" names no step"
+    );
+    let e = err(&format!("{head}[[resume]]\nfrom = \"log in\"\n{steps}"));
+    assert!(e.contains("resume 1: when must be non-empty text"), "{e}");
+    let e = err(&format!(
+        "{head}[[resume]]\nwhen = \"x\"\nfrom = \"log in\"\nto = 1\n{steps}"
+    ));
+    assert!(e.contains("resume 1: unknown key \"to\""), "{e}");
+}

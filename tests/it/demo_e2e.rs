@@ -1,13 +1,14 @@
 //! End to end through the real pipeline: simulator → fetcher → Redis → executor running the real recipes of
 //! `recipes/` in the real headless Chromium against the simulator's demo platforms, verification mail read from
 //! the real Dovecot over IMAP. Main site then sub-sites with the feed and working credentials; a site's own
-//! "already registered" as one permanent failure; a slow step timed out and retried by the executor itself.
+//! "already registered" as one permanent failure; a slow step timed out and retried by the executor itself; a
+//! retry after sign-up resuming by logging in.
 
 use std::time::{Duration, Instant};
 
 use podcast_worker::metrics::Metrics;
 use podcast_worker::simulator::{DEFAULT_MAIN_DOMAIN, DemoFaults};
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::helpers::demo_stack::{DemoStack, StackOptions};
 use crate::helpers::eventually;
@@ -251,6 +252,80 @@ async fn demo_e2e_slow_step_times_out_and_is_retried() {
         evidence()
     );
     let report = stack.view(&ids[0]).report.expect("report");
+    let body =
+        json!({"domain": DEFAULT_MAIN_DOMAIN, "login": report.email, "password": report.password});
+    let answer = stack.admin("check-login", body).await;
+    assert!(answer["ok"] == true, "{answer}: {}", evidence());
+    assert!(stack.sim.audit().clean, "{}", evidence());
+    stack.stop().await;
+}
+
+/// A registration that fails after sign-up (the show step answers 503 once) is retried; the retry's sign-up
+/// meets "already registered", and the recipe's `[[resume]]` rule continues by logging in (password, TOTP)
+/// instead of failing: the account that was created is completed and reported, not forgotten.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_e2e_retry_after_sign_up_resumes_by_logging_in() {
+    let options = StackOptions {
+        max_retries: 0,
+        executor_vars: vec![
+            ("PW_TASK_ATTEMPTS", "3".to_owned()),
+            ("PW_TASK_BACKOFF_MS", "200".to_owned()),
+        ],
+    };
+    let mut stack = DemoStack::new(options).await;
+    let tasks = stack.add_request(0);
+    let ids = vec![tasks[0].id.clone()];
+    stack.sim.set_demo_faults(DemoFaults {
+        fail_step: Some("create_show".into()),
+        fail_times: 1,
+        ..DemoFaults::default()
+    });
+    stack.start_pipeline().await;
+    settle(&stack, &ids).await;
+    let evidence = || stack.evidence(&ids);
+
+    assert_eq!(stack.view(&ids[0]).state, "completed", "{}", evidence());
+    assert_eq!(completes(&stack, &ids[0]), 1, "{}", evidence());
+    assert_eq!(stack.count(&ids[0], "start"), 1, "{}", evidence());
+    assert_eq!(stack.count(&ids[0], "fail"), 0, "{}", evidence());
+    let faults = stack.demo_faults().await;
+    assert_eq!(
+        faults.fail_times, 0,
+        "the failing step was not reached: {faults:?}"
+    );
+    assert!(
+        counter_sum(&stack.metrics, "pw_task_retries_total") >= 1.0,
+        "no retry: {}",
+        evidence()
+    );
+    let site = stack.site(DEFAULT_MAIN_DOMAIN).await;
+    let email = tasks[0].email.clone();
+    let users: Vec<&Value> = site["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|u| u["email"] == email.as_str())
+        .collect();
+    assert_eq!(users.len(), 1, "one account: {site}");
+    let shows: Vec<&Value> = site["shows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["owner"] == email.as_str())
+        .collect();
+    assert_eq!(
+        shows.len(),
+        1,
+        "one show, made by the resumed attempt: {site}"
+    );
+    let report = stack.view(&ids[0]).report.expect("report");
+    assert!(
+        report
+            .link_rss
+            .as_deref()
+            .is_some_and(|l| l.contains(".xml")),
+        "{report:?}"
+    );
     let body =
         json!({"domain": DEFAULT_MAIN_DOMAIN, "login": report.email, "password": report.password});
     let answer = stack.admin("check-login", body).await;
