@@ -24,6 +24,7 @@ use crate::task_api::ApiError;
 const ERROR_MESSAGE_MAX: usize = 1000;
 
 /// One started task on its way through the driver.
+#[derive(Clone, Copy)]
 struct Run<'a> {
     claimed: &'a Claimed,
     entry: &'a QueueEntry,
@@ -158,17 +159,13 @@ impl Inner {
 
     /// Steps 6–8 after `start`: the driver's attempts, then the report of their result.
     async fn register_and_report(&self, driver: &dyn Driver, run: Run<'_>) -> Outcome {
-        let Run {
-            claimed,
-            entry,
-            task,
-            stop,
-        } = run;
         let t0 = Instant::now();
-        let Some((result, attempts)) = self.attempts(driver, task, entry, stop).await else {
+        let Some((result, attempts)) = self.attempts(driver, &run).await else {
+            let claimed = run.claimed;
             tracing::warn!("shutdown: abandoning the running task; its entry stays un-acked");
             return self.release(claimed);
         };
+        let Run { claimed, entry, .. } = run;
         self.metrics
             .stage_duration(entry.site.as_str(), Stage::Register, t0.elapsed());
         let record = match result {
@@ -274,19 +271,26 @@ impl Inner {
     }
 
     /// Runs the driver up to `task_attempts` times (transient failures only), each under the task timeout,
-    /// with doubling backoff between attempts. `None` when `stop` fired.
+    /// with doubling backoff between attempts. `None` when `stop` fired. The driver is told the attempt
+    /// number counting earlier deliveries of the entry too: a reclaimed entry may have been run, up to some
+    /// step, by an executor that died, and the driver may resume ([`Driver::register_attempt`]).
     async fn attempts(
         &self,
         driver: &dyn Driver,
-        task: &Task,
-        entry: &QueueEntry,
-        stop: &CancellationToken,
+        run: &Run<'_>,
     ) -> Option<(Result<Registration, String>, u32)> {
+        let Run {
+            claimed,
+            entry,
+            task,
+            stop,
+        } = *run;
         let limit = self.cfg.task_attempts.max(1);
+        let earlier = u32::try_from(claimed.deliveries.saturating_sub(1)).unwrap_or(u32::MAX);
         for attempt in 1..=limit {
             let run = tokio::time::timeout(
                 self.cfg.task_timeout,
-                driver.register_attempt(task, attempt),
+                driver.register_attempt(task, attempt.saturating_add(earlier)),
             );
             let transient = match stop.run_until_cancelled(run).await? {
                 Ok(Ok(reg)) => {

@@ -165,18 +165,18 @@ async fn executor_killed_mid_task_is_reclaimed_and_finished_by_another() {
     child.wait().await.unwrap();
 
     let calls: Calls = Arc::default();
-    let rescuer = executor(
-        &env,
-        "rescuer",
-        &lease,
-        &["slow.test"],
-        (&calls, Behaviour::Succeed(Duration::ZERO)),
-    )
-    .await;
+    let driver = TestDriver::new("rescuer", &calls, Behaviour::Succeed(Duration::ZERO));
+    let attempts = driver.attempts.clone();
+    let cfg = env.executor_config("rescuer", &lease);
+    let rescuer = Executor::new(&cfg, drivers(&["slow.test"], driver), metrics())
+        .await
+        .unwrap();
     let outcome = next_outcome(&rescuer).await;
     assert_eq!(outcome, Outcome::Completed);
     assert_eq!(env.state(id), "completed");
     assert_eq!(TestDriver::per_task(&calls)[id], 1);
+    // The dead executor may have got part of the way: the driver is told this is not a first attempt.
+    assert_eq!(*attempts.lock().unwrap(), vec![2]);
     assert!(env.sim.audit().clean);
     assert_eq!(pending(&env.prefix, Site::Main).await, 0);
     cleanup(&env.prefix).await;

@@ -179,6 +179,8 @@ pub struct TestDriver {
     pub calls: Arc<Mutex<Vec<(String, String)>>>,
     /// What it does.
     pub behaviour: Behaviour,
+    /// The attempt number the executor gave each call (`Driver::register_attempt`).
+    pub attempts: Arc<Mutex<Vec<u32>>>,
 }
 
 impl TestDriver {
@@ -192,6 +194,7 @@ impl TestDriver {
             label: label.to_owned(),
             calls: calls.clone(),
             behaviour,
+            attempts: Arc::default(),
         }
     }
 
@@ -209,6 +212,15 @@ impl TestDriver {
 impl Driver for TestDriver {
     fn name(&self) -> &str {
         "test"
+    }
+
+    async fn register_attempt(
+        &self,
+        task: &Task,
+        attempt: u32,
+    ) -> Result<Registration, DriverError> {
+        self.attempts.lock().unwrap().push(attempt);
+        self.register(task).await
     }
 
     async fn register(&self, task: &Task) -> Result<Registration, DriverError> {
