@@ -220,11 +220,23 @@ impl Outbox {
     /// # Errors
     /// [`OutboxError::Unavailable`].
     pub async fn mark_failing(&self, task_id: &TaskId) -> Result<(), OutboxError> {
-        let _: Option<String> = handover::mark_failing(&self.keys, task_id)
+        let () = handover::mark_failing(&self.keys, task_id)
             .query_async(&mut self.conn.clone())
             .await
             .map_err(OutboxError::Unavailable)?;
         Ok(())
+    }
+
+    /// Whether we reported `fail` for `task_id` before (within `handover::TRIED_TTL_SECS`).
+    ///
+    /// # Errors
+    /// [`OutboxError::Unavailable`].
+    pub async fn tried(&self, task_id: &TaskId) -> Result<bool, OutboxError> {
+        self.conn
+            .clone()
+            .exists(self.keys.tried(task_id))
+            .await
+            .map_err(OutboxError::Unavailable)
     }
 
     /// Forgets a task reported from the outbox alone, in one MULTI: acks and deletes its stream entry (if

@@ -182,6 +182,14 @@ async fn pipeline_runs_a_task_the_manager_hands_out_again_after_our_fail() {
         runs.len() == total && runs.values().all(|n| *n == 2),
         "each task runs once, fails, and runs once more: {runs:?}"
     );
+    // The manager's retry of a task we failed is a retry for the driver too (it may resume).
+    let attempts = p.driver.attempts();
+    assert!(
+        attempts
+            .values()
+            .all(|a| a.len() == 2 && a[0] == 1 && a[1] >= 2),
+        "{attempts:?}"
+    );
     assert!(p.sim_answers("dropped").await > 0.0, "nothing was dropped");
     p.stop().await;
 }

@@ -30,6 +30,7 @@ const OUTBOX_KEY_HEX: &str = "0123456789abcdef0123456789abcdef0123456789abcdef01
 #[derive(Default)]
 pub struct CountingDriver {
     runs: Mutex<HashMap<String, usize>>,
+    attempts: Mutex<HashMap<String, Vec<u32>>>,
     fail_first: bool,
 }
 
@@ -46,12 +47,31 @@ impl CountingDriver {
     pub fn runs(&self) -> HashMap<String, usize> {
         self.runs.lock().unwrap().clone()
     }
+
+    /// The attempt numbers the executor gave each task's runs, in order.
+    pub fn attempts(&self) -> HashMap<String, Vec<u32>> {
+        self.attempts.lock().unwrap().clone()
+    }
 }
 
 #[async_trait::async_trait]
 impl Driver for CountingDriver {
     fn name(&self) -> &str {
         "counting"
+    }
+
+    async fn register_attempt(
+        &self,
+        task: &Task,
+        attempt: u32,
+    ) -> Result<Registration, DriverError> {
+        self.attempts
+            .lock()
+            .unwrap()
+            .entry(task.id.to_string())
+            .or_default()
+            .push(attempt);
+        self.register(task).await
     }
 
     async fn register(&self, task: &Task) -> Result<Registration, DriverError> {
