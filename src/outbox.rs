@@ -19,6 +19,9 @@ const NONCE_LEN: usize = 12;
 /// Associated-data prefix: binds a value to this format as well as to its task id.
 const AAD_PREFIX: &str = "pw-outbox-v1:";
 
+/// How long `<prefix>:tried:<id>` remembers that a driver ran a task: longer than a manager's retry delay.
+pub const TRIED_TTL_SECS: u64 = 7 * 24 * 3600;
+
 /// Why the outbox could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum OutboxError {
@@ -220,23 +223,30 @@ impl Outbox {
     /// # Errors
     /// [`OutboxError::Unavailable`].
     pub async fn mark_failing(&self, task_id: &TaskId) -> Result<(), OutboxError> {
-        let () = handover::mark_failing(&self.keys, task_id)
+        let _: Option<String> = handover::mark_failing(&self.keys, task_id)
             .query_async(&mut self.conn.clone())
             .await
             .map_err(OutboxError::Unavailable)?;
         Ok(())
     }
 
-    /// Whether we reported `fail` for `task_id` before (within `handover::TRIED_TTL_SECS`).
+    /// Records that a driver is about to run `task_id` and tells whether one ran it before (within
+    /// [`TRIED_TTL_SECS`]): then this run is a retry, whoever ran the first (an executor that died, or the run
+    /// whose `fail` the manager is retrying). One `SET <prefix>:tried:<id> 1 EX … GET`.
     ///
     /// # Errors
     /// [`OutboxError::Unavailable`].
-    pub async fn tried(&self, task_id: &TaskId) -> Result<bool, OutboxError> {
-        self.conn
-            .clone()
-            .exists(self.keys.tried(task_id))
+    pub async fn begin_run(&self, task_id: &TaskId) -> Result<bool, OutboxError> {
+        let before: Option<String> = redis::cmd("SET")
+            .arg(self.keys.tried(task_id))
+            .arg(1)
+            .arg("EX")
+            .arg(TRIED_TTL_SECS)
+            .arg("GET")
+            .query_async(&mut self.conn.clone())
             .await
-            .map_err(OutboxError::Unavailable)
+            .map_err(OutboxError::Unavailable)?;
+        Ok(before.is_some())
     }
 
     /// Forgets a task reported from the outbox alone, in one MULTI: acks and deletes its stream entry (if

@@ -272,30 +272,26 @@ impl Inner {
 
     /// Runs the driver up to `task_attempts` times (transient failures only), each under the task timeout,
     /// with doubling backoff between attempts. `None` when `stop` fired. The driver is told the attempt
-    /// number counting earlier runs too: a reclaimed entry may have been run, up to some step, by an executor
-    /// that died, and a task we reported `fail` for before is the manager's retry; either may have created
-    /// the account, and the driver may resume ([`Driver::register_attempt`]).
+    /// number counting an earlier run too (`Outbox::begin_run`): a reclaimed entry may have been run, up to
+    /// some step, by an executor that died, and a task run before may be the manager's retry after our
+    /// `fail`; either run may have created the account, and the driver may resume
+    /// ([`Driver::register_attempt`]).
     async fn attempts(
         &self,
         driver: &dyn Driver,
         run: &Run<'_>,
     ) -> Option<(Result<Registration, String>, u32)> {
         let Run {
-            claimed,
-            entry,
-            task,
-            stop,
+            entry, task, stop, ..
         } = *run;
         let limit = self.cfg.task_attempts.max(1);
-        let redelivered = u32::try_from(claimed.deliveries.saturating_sub(1)).unwrap_or(u32::MAX);
-        let tried = match self.outbox.tried(&task.id).await {
-            Ok(tried) => tried,
+        let earlier = match self.outbox.begin_run(&task.id).await {
+            Ok(tried) => u32::from(tried),
             Err(e) => {
-                tracing::warn!(error = %e, "cannot tell whether this task failed before; assuming not");
-                false
+                tracing::warn!(error = %e, "cannot tell whether this task ran before; assuming not");
+                0
             }
         };
-        let earlier = redelivered.saturating_add(u32::from(tried));
         for attempt in 1..=limit {
             let run = tokio::time::timeout(
                 self.cfg.task_timeout,

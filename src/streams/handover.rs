@@ -46,25 +46,13 @@ pub(crate) fn push_release(pipe: &mut redis::Pipeline, keys: &StreamKeys, id: &T
         .ignore();
 }
 
-/// How long `<prefix>:tried:<id>` remembers that we failed a task: longer than a manager's retry delay.
-pub const TRIED_TTL_SECS: u64 = 7 * 24 * 3600;
-
-/// The commands marking `id` as having a `fail` under way: `SET inflight failing XX KEEPTTL` (only while we
-/// still hold the id; its expiry is kept), and `<prefix>:tried:<id>`, so that the manager's retry of the task,
-/// whenever it comes, runs as a retry (an earlier attempt may have created the account).
-pub(crate) fn mark_failing(keys: &StreamKeys, id: &TaskId) -> redis::Pipeline {
-    let mut pipe = redis::pipe();
-    pipe.cmd("SET")
-        .arg(keys.inflight(id))
+/// The command marking `id` as having a `fail` under way: `SET inflight failing XX KEEPTTL` (only while we
+/// still hold the id; its expiry is kept).
+pub(crate) fn mark_failing(keys: &StreamKeys, id: &TaskId) -> redis::Cmd {
+    let mut cmd = redis::cmd("SET");
+    cmd.arg(keys.inflight(id))
         .arg(FAILING)
         .arg("XX")
-        .arg("KEEPTTL")
-        .ignore();
-    pipe.cmd("SET")
-        .arg(keys.tried(id))
-        .arg(1)
-        .arg("EX")
-        .arg(TRIED_TTL_SECS)
-        .ignore();
-    pipe
+        .arg("KEEPTTL");
+    cmd
 }

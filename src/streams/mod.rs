@@ -6,7 +6,7 @@
 //! | `<prefix>:tasks:main`, `<prefix>:tasks:sub` | one entry per task handed to us: field `task` = versioned JSON ([`crate::task::QueueEntry`]), ids and routing only, never credentials |
 //! | group [`GROUP`] on both | every executor process is one consumer named `<host>-<pid>` |
 //! | `<prefix>:inflight:<id>` | set with the XADD, atomically; cleared when the task is finished; stops an id from being queued twice; value `failing` while our `fail` is reported |
-//! | `<prefix>:tried:<id>` | we reported `fail` for this task (7 days): its next run is a retry |
+//! | `<prefix>:tried:<id>` | a driver ran this task (7 days): its next run is a retry |
 //! | `<prefix>:relisted:<id>` | a hand-out of the id seen after our `fail` (see [`handover`]); queued again when the id is released |
 //! | `<prefix>:outbox:<id>` | a finished registration's result, encrypted; deleted once the manager accepted it |
 //! | `<prefix>:tasks:dead` | dead-letter stream: entries that could not be processed, each with a reason |
@@ -84,7 +84,7 @@ impl StreamKeys {
         format!("{}:relisted:{id}", self.prefix)
     }
 
-    /// Set when we report `fail` for `id`: a later run of it is a retry (see [`handover`]).
+    /// Set when a driver starts running `id` (7 days): a later run of it is a retry.
     pub fn tried(&self, id: &TaskId) -> String {
         format!("{}:tried:{id}", self.prefix)
     }
