@@ -135,19 +135,37 @@ pub(crate) fn clean_leftovers(root: &Path) -> usize {
     let mut killed = 0;
     for owner_dir in dead {
         let marker = format!("--user-data-dir={}/", owner_dir.display());
-        let roots: Vec<u32> = all_pids()
-            .into_iter()
-            .filter(|&p| cmdline(p).contains(&marker))
-            .collect();
-        let mut pids: Vec<u32> = roots.iter().flat_map(|&p| tree(p)).collect();
-        pids.sort_unstable();
-        pids.dedup();
-        killed += pids.len();
-        kill_all(&pids);
-        let _ = std::fs::remove_dir_all(&owner_dir);
+        // A Chromium may fork a child between the listing and the kill, and a dying one may still be
+        // writing its profile: repeat until no process is left and the directory is gone (bounded).
+        for _ in 0..CLEAN_ROUNDS {
+            let roots: Vec<u32> = all_pids()
+                .into_iter()
+                .filter(|&p| is_alive(p) && cmdline(p).contains(&marker))
+                .collect();
+            let mut pids: Vec<u32> = roots.iter().flat_map(|&p| tree(p)).collect();
+            pids.sort_unstable();
+            pids.dedup();
+            pids.retain(|&p| is_alive(p));
+            killed += pids.len();
+            kill_all(&pids);
+            for _ in 0..CLEAN_ROUNDS {
+                if !pids.iter().any(|&p| is_alive(p)) {
+                    break;
+                }
+                std::thread::sleep(CLEAN_PAUSE);
+            }
+            let _ = std::fs::remove_dir_all(&owner_dir);
+            if pids.is_empty() && !owner_dir.exists() {
+                break;
+            }
+        }
     }
     killed
 }
+
+/// Bounds of the leftover clean-up: rounds of kill-and-remove, and the pause while killed processes die.
+const CLEAN_ROUNDS: usize = 20;
+const CLEAN_PAUSE: std::time::Duration = std::time::Duration::from_millis(50);
 
 #[cfg(test)]
 mod tests {
