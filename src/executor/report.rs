@@ -22,12 +22,7 @@ const OUTBOX_WRITE_TRIES: u32 = 30;
 impl Inner {
     /// Writes `record` to the outbox, reports it, and settles the entry (`claimed`, if any) by the answer.
     pub(super) async fn deliver(&self, record: OutboxRecord, claimed: Option<&Claimed>) -> Outcome {
-        let id = record.task_id.clone();
-        let owner = self.consumer.name().to_owned();
-        if let Err(e) = self.outbox.lock(&id, &owner, self.lock_ttl).await {
-            tracing::warn!(error = %e, "outbox lock unavailable; reporting anyway");
-        }
-        self.write_outbox(&record).await;
+        self.lock_and_write(&record).await;
         self.report_and_settle(record, claimed).await
     }
 
@@ -55,11 +50,37 @@ impl Inner {
         }
     }
 
-    async fn write_outbox(&self, record: &OutboxRecord) {
+    /// Takes the report lock, then writes the record, both retried while Redis is unreachable: the outbox
+    /// loop must never find the record unlocked while this report is under way (it would send it a second
+    /// time). After [`OUTBOX_WRITE_TRIES`] the report goes out without a saved copy; with nothing in the
+    /// outbox, nothing can be sent twice.
+    async fn lock_and_write(&self, record: &OutboxRecord) {
+        let owner = self.consumer.name().to_owned();
+        let mut locked = false;
         for attempt in 1..=OUTBOX_WRITE_TRIES {
+            let last = attempt == OUTBOX_WRITE_TRIES;
+            if !locked {
+                match self
+                    .outbox
+                    .lock(&record.task_id, &owner, self.lock_ttl)
+                    .await
+                {
+                    // Ok(false): another holder; it cannot be reporting a record that is not written yet.
+                    Ok(_) => locked = true,
+                    Err(e) if last => {
+                        tracing::error!(error = %e, "outbox unavailable; reporting without a saved result");
+                        return;
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, attempt, "outbox lock unavailable; retrying");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                        continue;
+                    }
+                }
+            }
             match self.outbox.put(record).await {
                 Ok(()) => return,
-                Err(e) if attempt == OUTBOX_WRITE_TRIES => {
+                Err(e) if last => {
                     tracing::error!(error = %e, "outbox write failed; reporting without a saved result");
                 }
                 Err(e) => {
@@ -109,13 +130,25 @@ impl Inner {
         }
         // A settled ack already deleted the record and released the id (once: a second release would drop
         // the marker of a hand-out it queued again); only the report lock is left then.
-        let cleanup = if settled && !released {
-            self.outbox.finish(&record).await
-        } else {
-            self.outbox.unlock(&record.task_id).await
-        };
-        if let Err(e) = cleanup {
-            tracing::warn!(error = %e, "outbox clean-up failed");
+        // A settled record left in the outbox would be reported again by the loop: retry its removal while
+        // Redis is unreachable (as the write), keeping the lock meanwhile.
+        for attempt in 1..=OUTBOX_WRITE_TRIES {
+            let cleanup = if settled && !released {
+                self.outbox.finish(&record).await
+            } else {
+                self.outbox.unlock(&record.task_id).await
+            };
+            match cleanup {
+                Ok(()) => break,
+                Err(e) if !settled || attempt == OUTBOX_WRITE_TRIES => {
+                    tracing::warn!(error = %e, "outbox clean-up failed");
+                    break;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, attempt, "outbox clean-up failed; retrying");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
         }
         self.account(&record, fate, result.err())
     }
