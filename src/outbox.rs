@@ -230,6 +230,18 @@ impl Outbox {
         Ok(())
     }
 
+    /// Records that a `complete` for `task_id` is about to be sent (`handover::mark_completing`).
+    ///
+    /// # Errors
+    /// [`OutboxError::Unavailable`].
+    pub async fn mark_completing(&self, task_id: &TaskId) -> Result<(), OutboxError> {
+        let _: Option<String> = handover::mark_completing(&self.keys, task_id)
+            .query_async(&mut self.conn.clone())
+            .await
+            .map_err(OutboxError::Unavailable)?;
+        Ok(())
+    }
+
     /// Records that a driver is about to run `task_id` and tells whether one ran it before (within
     /// [`TRIED_TTL_SECS`]): then this run is a retry, whoever ran the first (an executor that died, or the run
     /// whose `fail` the manager is retrying). One `SET <prefix>:tried:<id> 1 EX … GET`.

@@ -93,7 +93,13 @@ impl Inner {
 
     async fn send(&self, record: &OutboxRecord) -> Result<(), ApiError> {
         match &record.report {
-            Report::Complete(reg) => self.api.complete(&record.task_id, reg).await,
+            Report::Complete(reg) => {
+                // A late duplicate hand-out must not run a completed task: see streams::handover.
+                if let Err(e) = self.outbox.mark_completing(&record.task_id).await {
+                    tracing::warn!(error = %e, "cannot mark the complete as under way");
+                }
+                self.api.complete(&record.task_id, reg).await
+            }
             Report::Fail {
                 error_message,
                 note,

@@ -9,6 +9,11 @@
 //! waiting it goes back on its stream (the marker stays, for the new run), else the marker is deleted. A
 //! duplicate hand-out of a task we are still running (no `fail` sent) stays dropped: running it again would
 //! `start` a task we are finishing.
+//!
+//! The other way round, a duplicate hand-out listed while we were finishing a task may reach the fetcher just
+//! after we let go of the id, and would `start` a completed task. So before sending a `complete` the marker
+//! is set to [`COMPLETING`], and the release keeps such a marker until it expires (`PW_INFLIGHT_TTL_SECS`):
+//! a completed task is final at the manager, never handed out again for real.
 
 use super::{ENTRY_FIELD, StreamKeys};
 use crate::task::{Site, TaskId};
@@ -16,8 +21,12 @@ use crate::task::{Site, TaskId};
 /// Value of an `inflight` marker while a `fail` for its task is being reported.
 pub const FAILING: &str = "failing";
 
-/// `KEYS`: inflight, relisted, main stream, sub stream; `ARGV[1]`: entry field. Returns 1 when a re-listed
-/// entry was queued again, 0 when the id was let go.
+/// Value of an `inflight` marker once a `complete` for its task is being reported; kept after the release.
+pub const COMPLETING: &str = "completing";
+
+/// `KEYS`: inflight, relisted, main stream, sub stream; `ARGV[1]`: entry field, `ARGV[2]`: [`COMPLETING`].
+/// Returns 1 when a re-listed entry was queued again, 2 when a completed task's marker was kept, 0 when the
+/// id was let go.
 const RELEASE_LUA: &str = r"
 local again = redis.call('HMGET', KEYS[2], 'site', 'payload')
 if again[2] then
@@ -28,12 +37,16 @@ if again[2] then
   redis.call('XADD', stream, '*', ARGV[1], again[2])
   return 1
 end
+if redis.call('GET', KEYS[1]) == ARGV[2] then
+  return 2
+end
 redis.call('DEL', KEYS[1])
 return 0
 ";
 
 /// Adds to `pipe` (usually a MULTI) the release of `id`: its `inflight` marker is deleted, unless the manager
-/// handed the task out again after our `fail`, in which case that hand-out is queued again.
+/// handed the task out again after our `fail` (that hand-out is queued again) or we reported it complete
+/// (the marker stays until it expires, stopping late duplicate hand-outs).
 pub(crate) fn push_release(pipe: &mut redis::Pipeline, keys: &StreamKeys, id: &TaskId) {
     pipe.cmd("EVAL")
         .arg(RELEASE_LUA)
@@ -43,15 +56,26 @@ pub(crate) fn push_release(pipe: &mut redis::Pipeline, keys: &StreamKeys, id: &T
         .arg(keys.tasks(Site::Main))
         .arg(keys.tasks(Site::Sub))
         .arg(ENTRY_FIELD)
+        .arg(COMPLETING)
         .ignore();
 }
 
 /// The command marking `id` as having a `fail` under way: `SET inflight failing XX KEEPTTL` (only while we
 /// still hold the id; its expiry is kept).
 pub(crate) fn mark_failing(keys: &StreamKeys, id: &TaskId) -> redis::Cmd {
+    mark(keys, id, FAILING)
+}
+
+/// The command marking `id` as having a `complete` under way (see [`COMPLETING`]).
+pub(crate) fn mark_completing(keys: &StreamKeys, id: &TaskId) -> redis::Cmd {
+    mark(keys, id, COMPLETING)
+}
+
+/// `SET inflight <value> XX KEEPTTL`: only while we still hold the id; its expiry is kept.
+fn mark(keys: &StreamKeys, id: &TaskId, value: &str) -> redis::Cmd {
     let mut cmd = redis::cmd("SET");
     cmd.arg(keys.inflight(id))
-        .arg(FAILING)
+        .arg(value)
         .arg("XX")
         .arg("KEEPTTL");
     cmd

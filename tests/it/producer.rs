@@ -168,3 +168,42 @@ async fn producer_keeps_a_hand_out_seen_after_our_fail_and_queues_it_on_release(
     assert!(c.claim(10).await.unwrap().is_empty());
     cleanup(&prefix).await;
 }
+
+/// A task we reported complete keeps its marker after the release, so a duplicate hand-out listed while we
+/// were finishing it (and arriving after) is not queued: it would `start` a completed task.
+#[tokio::test]
+async fn producer_drops_a_late_duplicate_of_a_completed_task() {
+    use podcast_worker::config::OutboxKey;
+    use podcast_worker::outbox::Outbox;
+    use podcast_worker::streams::consumer::Consumer;
+    use podcast_worker::streams::{StreamKeys, connect};
+
+    let prefix = unique_prefix();
+    let settings = stream_settings(&prefix);
+    let p = Producer::connect(&settings, Duration::from_secs(300))
+        .await
+        .unwrap();
+    let c = Consumer::connect(&settings, "c").await.unwrap();
+    let outbox = Outbox::new(
+        connect(&settings, Duration::from_secs(5)).await.unwrap(),
+        StreamKeys::new(&prefix),
+        &OutboxKey([4; 32]),
+    );
+    let id = TaskId::parse("done").unwrap();
+    assert!(matches!(
+        p.enqueue(&entry("done", Site::Main)).await.unwrap(),
+        Enqueued::Added(_)
+    ));
+    let claimed = c.claim(1).await.unwrap();
+    outbox.mark_completing(&id).await.unwrap();
+    c.ack(&claimed[0], Some(&id)).await.unwrap();
+    assert_eq!(
+        p.enqueue(&entry("done", Site::Main)).await.unwrap(),
+        Enqueued::Duplicate
+    );
+    let mut conn = redis_conn().await;
+    let ttl: i64 = conn.ttl(p.keys().inflight(&id)).await.unwrap();
+    assert!((1..=300).contains(&ttl), "kept until its expiry: {ttl}");
+    assert!(c.claim(1).await.unwrap().is_empty());
+    cleanup(&prefix).await;
+}
