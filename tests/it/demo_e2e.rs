@@ -7,7 +7,7 @@
 use std::time::{Duration, Instant};
 
 use podcast_worker::metrics::Metrics;
-use podcast_worker::simulator::{DEFAULT_MAIN_DOMAIN, DemoFaults};
+use podcast_worker::simulator::{DEFAULT_MAIN_DOMAIN, DemoFaults, ScenarioTask};
 use serde_json::{Value, json};
 
 use crate::helpers::demo_stack::{DemoStack, StackOptions};
@@ -206,37 +206,17 @@ async fn demo_e2e_already_registered_fails_permanently_with_the_sites_message() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn demo_e2e_slow_step_times_out_and_is_retried() {
     let step_timeout_ms = 4000;
-    let options = StackOptions {
-        max_retries: 0,
-        executor_vars: vec![
-            ("PW_STEP_TIMEOUT_MS", step_timeout_ms.to_string()),
-            ("PW_TASK_ATTEMPTS", "3".to_owned()),
-            ("PW_TASK_BACKOFF_MS", "200".to_owned()),
-        ],
-    };
-    let mut stack = DemoStack::new(options).await;
-    let tasks = stack.add_request(0);
-    let ids = vec![tasks[0].id.clone()];
     // A timed-out sign-up is cancelled with the page, so the account does not exist yet when the retry signs
     // up again (a failure at a later step is resumed by logging in: see the next test).
-    stack.sim.set_demo_faults(DemoFaults {
+    let faults = DemoFaults {
         slow_step: Some("signup".into()),
         slow_ms: step_timeout_ms * 5 / 2,
         slow_times: 1,
         ..DemoFaults::default()
-    });
-    stack.start_pipeline().await;
-    settle(&stack, &ids).await;
-    let evidence = || stack.evidence(&ids);
-
-    let faults = stack.demo_faults().await;
-    assert_eq!(
-        faults.slow_times,
-        0,
-        "the slow step was not reached: {faults:?}\n{}",
-        evidence()
-    );
-    completed_once_after_a_retry(&stack, &ids[0]).await;
+    };
+    let timeout = ("PW_STEP_TIMEOUT_MS", step_timeout_ms.to_string());
+    let (stack, task) = one_main_task_under(faults, vec![timeout]).await;
+    completed_once_after_a_retry(&stack, &task.id).await;
     stack.stop().await;
 }
 
@@ -245,35 +225,15 @@ async fn demo_e2e_slow_step_times_out_and_is_retried() {
 /// instead of failing: the account that was created is completed and reported, not forgotten.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn demo_e2e_retry_after_sign_up_resumes_by_logging_in() {
-    let options = StackOptions {
-        max_retries: 0,
-        executor_vars: vec![
-            ("PW_TASK_ATTEMPTS", "3".to_owned()),
-            ("PW_TASK_BACKOFF_MS", "200".to_owned()),
-        ],
-    };
-    let mut stack = DemoStack::new(options).await;
-    let tasks = stack.add_request(0);
-    let ids = vec![tasks[0].id.clone()];
-    stack.sim.set_demo_faults(DemoFaults {
+    let faults = DemoFaults {
         fail_step: Some("create_show".into()),
         fail_times: 1,
         ..DemoFaults::default()
-    });
-    stack.start_pipeline().await;
-    settle(&stack, &ids).await;
-    let evidence = || stack.evidence(&ids);
-
-    let faults = stack.demo_faults().await;
-    assert_eq!(
-        faults.fail_times,
-        0,
-        "the failing step was not reached: {faults:?}\n{}",
-        evidence()
-    );
-    completed_once_after_a_retry(&stack, &ids[0]).await;
+    };
+    let (stack, task) = one_main_task_under(faults, Vec::new()).await;
+    completed_once_after_a_retry(&stack, &task.id).await;
     let site = stack.site(DEFAULT_MAIN_DOMAIN).await;
-    let email = tasks[0].email.clone();
+    let email = task.email.clone();
     let users: Vec<&Value> = site["users"]
         .as_array()
         .unwrap()
@@ -292,7 +252,7 @@ async fn demo_e2e_retry_after_sign_up_resumes_by_logging_in() {
         1,
         "one show, made by the resumed attempt: {site}"
     );
-    let report = stack.view(&ids[0]).report.expect("report");
+    let report = stack.view(&task.id).report.expect("report");
     assert!(
         report
             .link_rss
@@ -301,6 +261,36 @@ async fn demo_e2e_retry_after_sign_up_resumes_by_logging_in() {
         "{report:?}"
     );
     stack.stop().await;
+}
+
+/// One main-site task run by a stack whose executor makes 3 attempts (200 ms backoff) and `extra` variables,
+/// with the demo site's `faults` armed; returns once the task settled, after checking the fault was used up.
+async fn one_main_task_under(
+    faults: DemoFaults,
+    extra: Vec<(&'static str, String)>,
+) -> (DemoStack, ScenarioTask) {
+    let mut executor_vars = vec![
+        ("PW_TASK_ATTEMPTS", "3".to_owned()),
+        ("PW_TASK_BACKOFF_MS", "200".to_owned()),
+    ];
+    executor_vars.extend(extra);
+    let options = StackOptions {
+        max_retries: 0,
+        executor_vars,
+    };
+    let mut stack = DemoStack::new(options).await;
+    let task = stack.add_request(0).remove(0);
+    let ids = vec![task.id.clone()];
+    stack.sim.set_demo_faults(faults);
+    stack.start_pipeline().await;
+    settle(&stack, &ids).await;
+    let left = stack.demo_faults().await;
+    assert!(
+        left.slow_times == 0 && left.fail_times == 0,
+        "the faulty step was not reached: {left:?}\n{}",
+        stack.evidence(&ids)
+    );
+    (stack, task)
 }
 
 /// The main-site task `id` completed with one `start`, one `complete` and no `fail`, after at least one retry

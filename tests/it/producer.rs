@@ -2,8 +2,11 @@
 
 use std::time::Duration;
 
+use podcast_worker::config::OutboxKey;
+use podcast_worker::outbox::Outbox;
+use podcast_worker::streams::consumer::Consumer;
 use podcast_worker::streams::producer::{Enqueued, Producer};
-use podcast_worker::streams::{ENTRY_FIELD, GROUP};
+use podcast_worker::streams::{ENTRY_FIELD, GROUP, StreamKeys, connect};
 use podcast_worker::task::{ListedTask, QueueEntry, Site, TaskId};
 use redis::AsyncCommands;
 
@@ -97,26 +100,27 @@ async fn producer_backlog_counts_lag_and_pending() {
     cleanup(&prefix).await;
 }
 
-/// A hand-out of an id whose `fail` is under way is kept and queued again when the id is released, exactly
-/// once, with the marker kept for the new run; a plain duplicate (no `fail` under way) stays dropped.
-#[tokio::test]
-async fn producer_keeps_a_hand_out_seen_after_our_fail_and_queues_it_on_release() {
-    use podcast_worker::config::OutboxKey;
-    use podcast_worker::outbox::Outbox;
-    use podcast_worker::streams::consumer::Consumer;
-    use podcast_worker::streams::{StreamKeys, connect};
-
-    let prefix = unique_prefix();
-    let settings = stream_settings(&prefix);
+/// A producer (marker TTL 300 s), a consumer and an outbox on `prefix`: the parts that hand an id over.
+async fn handover_parts(prefix: &str) -> (Producer, Consumer, Outbox) {
+    let settings = stream_settings(prefix);
     let p = Producer::connect(&settings, Duration::from_secs(300))
         .await
         .unwrap();
     let c = Consumer::connect(&settings, "c").await.unwrap();
     let outbox = Outbox::new(
         connect(&settings, Duration::from_secs(5)).await.unwrap(),
-        StreamKeys::new(&prefix),
+        StreamKeys::new(prefix),
         &OutboxKey([3; 32]),
     );
+    (p, c, outbox)
+}
+
+/// A hand-out of an id whose `fail` is under way is kept and queued again when the id is released, exactly
+/// once, with the marker kept for the new run; a plain duplicate (no `fail` under way) stays dropped.
+#[tokio::test]
+async fn producer_keeps_a_hand_out_seen_after_our_fail_and_queues_it_on_release() {
+    let prefix = unique_prefix();
+    let (p, c, outbox) = handover_parts(&prefix).await;
     let keys = p.keys().clone();
     let (a, b) = (TaskId::parse("a").unwrap(), TaskId::parse("b").unwrap());
     let mut conn = redis_conn().await;
@@ -173,22 +177,8 @@ async fn producer_keeps_a_hand_out_seen_after_our_fail_and_queues_it_on_release(
 /// were finishing it (and arriving after) is not queued: it would `start` a completed task.
 #[tokio::test]
 async fn producer_drops_a_late_duplicate_of_a_completed_task() {
-    use podcast_worker::config::OutboxKey;
-    use podcast_worker::outbox::Outbox;
-    use podcast_worker::streams::consumer::Consumer;
-    use podcast_worker::streams::{StreamKeys, connect};
-
     let prefix = unique_prefix();
-    let settings = stream_settings(&prefix);
-    let p = Producer::connect(&settings, Duration::from_secs(300))
-        .await
-        .unwrap();
-    let c = Consumer::connect(&settings, "c").await.unwrap();
-    let outbox = Outbox::new(
-        connect(&settings, Duration::from_secs(5)).await.unwrap(),
-        StreamKeys::new(&prefix),
-        &OutboxKey([4; 32]),
-    );
+    let (p, c, outbox) = handover_parts(&prefix).await;
     let id = TaskId::parse("done").unwrap();
     assert!(matches!(
         p.enqueue(&entry("done", Site::Main)).await.unwrap(),
