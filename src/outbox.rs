@@ -218,24 +218,13 @@ impl Outbox {
         Ok(())
     }
 
-    /// Records that a `fail` for `task_id` is about to be sent (`handover::mark_failing`).
+    /// Records on the task's inflight marker which report is about to be sent (`handover::mark_reporting`).
     ///
     /// # Errors
     /// [`OutboxError::Unavailable`].
-    pub async fn mark_failing(&self, task_id: &TaskId) -> Result<(), OutboxError> {
-        let _: Option<String> = handover::mark_failing(&self.keys, task_id)
-            .query_async(&mut self.conn.clone())
-            .await
-            .map_err(OutboxError::Unavailable)?;
-        Ok(())
-    }
-
-    /// Records that a `complete` for `task_id` is about to be sent (`handover::mark_completing`).
-    ///
-    /// # Errors
-    /// [`OutboxError::Unavailable`].
-    pub async fn mark_completing(&self, task_id: &TaskId) -> Result<(), OutboxError> {
-        let _: Option<String> = handover::mark_completing(&self.keys, task_id)
+    pub async fn mark_reporting(&self, record: &OutboxRecord) -> Result<(), OutboxError> {
+        let completing = matches!(record.report, Report::Complete(_));
+        let _: Option<String> = handover::mark_reporting(&self.keys, &record.task_id, completing)
             .query_async(&mut self.conn.clone())
             .await
             .map_err(OutboxError::Unavailable)?;

@@ -148,12 +148,7 @@ pub(crate) fn clean_leftovers(root: &Path) -> usize {
             pids.retain(|&p| is_alive(p));
             killed += pids.len();
             kill_all(&pids);
-            for _ in 0..CLEAN_ROUNDS {
-                if !pids.iter().any(|&p| is_alive(p)) {
-                    break;
-                }
-                std::thread::sleep(CLEAN_PAUSE);
-            }
+            wait_dead(&pids);
             let _ = std::fs::remove_dir_all(&owner_dir);
             if pids.is_empty() && !owner_dir.exists() {
                 break;
@@ -161,6 +156,16 @@ pub(crate) fn clean_leftovers(root: &Path) -> usize {
         }
     }
     killed
+}
+
+/// Waits (bounded) until none of `pids` is alive any more.
+fn wait_dead(pids: &[u32]) {
+    for _ in 0..CLEAN_ROUNDS {
+        if !pids.iter().any(|&p| is_alive(p)) {
+            return;
+        }
+        std::thread::sleep(CLEAN_PAUSE);
+    }
 }
 
 /// Bounds of the leftover clean-up: rounds of kill-and-remove, and the pause while killed processes die.

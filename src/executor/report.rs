@@ -16,8 +16,28 @@ use crate::streams::consumer::Claimed;
 use crate::task::TaskId;
 use crate::task_api::ApiError;
 
-/// Tries of the outbox write while Redis is unreachable, one second apart, before reporting without it.
+/// Tries of the outbox steps of one report while Redis is unreachable, one second apart.
 const OUTBOX_WRITE_TRIES: u32 = 30;
+
+/// Runs `op` until it succeeds or `budget` tries (shared by the calls given the same budget, one second
+/// apart) are spent; each failure is logged as `what`. Returns the last error when the budget ran out.
+async fn retry_outbox<T, F, Fut>(budget: &mut u32, what: &str, mut op: F) -> Result<T, OutboxError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, OutboxError>>,
+{
+    loop {
+        *budget = budget.saturating_sub(1);
+        match op().await {
+            Ok(v) => return Ok(v),
+            Err(e) if *budget == 0 => return Err(e),
+            Err(e) => {
+                tracing::warn!(error = %e, left = *budget, "{what} failed; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    }
+}
 
 impl Inner {
     /// Writes `record` to the outbox, reports it, and settles the entry (`claimed`, if any) by the answer.
@@ -50,64 +70,36 @@ impl Inner {
         }
     }
 
-    /// Takes the report lock, then writes the record, both retried while Redis is unreachable: the outbox
-    /// loop must never find the record unlocked while this report is under way (it would send it a second
-    /// time). After [`OUTBOX_WRITE_TRIES`] the report goes out without a saved copy; with nothing in the
-    /// outbox, nothing can be sent twice.
+    /// Takes the report lock, then writes the record, both retried while Redis is unreachable (one budget of
+    /// [`OUTBOX_WRITE_TRIES`] seconds): the outbox loop must never find the record unlocked while this report
+    /// is under way (it would send it a second time). When the budget is spent the report goes out without a
+    /// saved copy; with nothing in the outbox, nothing can be sent twice.
     async fn lock_and_write(&self, record: &OutboxRecord) {
-        let owner = self.consumer.name().to_owned();
-        let mut locked = false;
-        for attempt in 1..=OUTBOX_WRITE_TRIES {
-            let last = attempt == OUTBOX_WRITE_TRIES;
-            if !locked {
-                match self
-                    .outbox
-                    .lock(&record.task_id, &owner, self.lock_ttl)
-                    .await
-                {
-                    // Ok(false): another holder; it cannot be reporting a record that is not written yet.
-                    Ok(_) => locked = true,
-                    Err(e) if last => {
-                        tracing::error!(error = %e, "outbox unavailable; reporting without a saved result");
-                        return;
-                    }
-                    Err(e) => {
-                        tracing::warn!(error = %e, attempt, "outbox lock unavailable; retrying");
-                        tokio::time::sleep(Duration::from_secs(1)).await;
-                        continue;
-                    }
-                }
-            }
-            match self.outbox.put(record).await {
-                Ok(()) => return,
-                Err(e) if last => {
-                    tracing::error!(error = %e, "outbox write failed; reporting without a saved result");
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, attempt, "outbox write failed; retrying");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                }
-            }
+        let owner = self.consumer.name();
+        let mut budget = OUTBOX_WRITE_TRIES;
+        let id = &record.task_id;
+        // Ok(false) from the lock: another holder, which cannot be reporting a record not written yet.
+        let lock = || self.outbox.lock(id, owner, self.lock_ttl);
+        let saved = match retry_outbox(&mut budget, "outbox lock", lock).await {
+            Ok(_) => retry_outbox(&mut budget, "outbox write", || self.outbox.put(record)).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = saved {
+            tracing::error!(error = %e, "outbox unavailable; reporting without a saved result");
         }
     }
 
     async fn send(&self, record: &OutboxRecord) -> Result<(), ApiError> {
+        // Late or repeated hand-outs of this id are told apart by what we are reporting: streams::handover.
+        if let Err(e) = self.outbox.mark_reporting(record).await {
+            tracing::warn!(error = %e, "cannot mark the report as under way");
+        }
         match &record.report {
-            Report::Complete(reg) => {
-                // A late duplicate hand-out must not run a completed task: see streams::handover.
-                if let Err(e) = self.outbox.mark_completing(&record.task_id).await {
-                    tracing::warn!(error = %e, "cannot mark the complete as under way");
-                }
-                self.api.complete(&record.task_id, reg).await
-            }
+            Report::Complete(reg) => self.api.complete(&record.task_id, reg).await,
             Report::Fail {
                 error_message,
                 note,
             } => {
-                // A hand-out of this id from now on is the manager's retry: see streams::handover.
-                if let Err(e) = self.outbox.mark_failing(&record.task_id).await {
-                    tracing::warn!(error = %e, "cannot mark the fail as under way");
-                }
                 self.api
                     .fail(&record.task_id, error_message, note.as_deref())
                     .await
@@ -135,26 +127,19 @@ impl Inner {
             }
         }
         // A settled ack already deleted the record and released the id (once: a second release would drop
-        // the marker of a hand-out it queued again); only the report lock is left then.
-        // A settled record left in the outbox would be reported again by the loop: retry its removal while
-        // Redis is unreachable (as the write), keeping the lock meanwhile.
-        for attempt in 1..=OUTBOX_WRITE_TRIES {
-            let cleanup = if settled && !released {
+        // the marker of a hand-out it queued again); only the report lock is left then. A settled record left
+        // in the outbox would be reported again by the loop, so its removal is retried while Redis is down.
+        let mut budget = if settled { OUTBOX_WRITE_TRIES } else { 1 };
+        let cleanup = retry_outbox(&mut budget, "outbox clean-up", || async {
+            if settled && !released {
                 self.outbox.finish(&record).await
             } else {
                 self.outbox.unlock(&record.task_id).await
-            };
-            match cleanup {
-                Ok(()) => break,
-                Err(e) if !settled || attempt == OUTBOX_WRITE_TRIES => {
-                    tracing::warn!(error = %e, "outbox clean-up failed");
-                    break;
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, attempt, "outbox clean-up failed; retrying");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                }
             }
+        })
+        .await;
+        if let Err(e) = cleanup {
+            tracing::warn!(error = %e, "outbox clean-up failed");
         }
         self.account(&record, fate, result.err())
     }

@@ -159,13 +159,12 @@ impl Inner {
 
     /// Steps 6–8 after `start`: the driver's attempts, then the report of their result.
     async fn register_and_report(&self, driver: &dyn Driver, run: Run<'_>) -> Outcome {
+        let Run { claimed, entry, .. } = run;
         let t0 = Instant::now();
         let Some((result, attempts)) = self.attempts(driver, &run).await else {
-            let claimed = run.claimed;
             tracing::warn!("shutdown: abandoning the running task; its entry stays un-acked");
             return self.release(claimed);
         };
-        let Run { claimed, entry, .. } = run;
         self.metrics
             .stage_duration(entry.site.as_str(), Stage::Register, t0.elapsed());
         let record = match result {

@@ -340,14 +340,14 @@ impl Fetcher {
                     self.metrics
                         .task_enqueued(entry.site.as_str(), &entry.domain);
                 }
-                Enqueued::Duplicate => {
+                Enqueued::Duplicate | Enqueued::Relisted => {
                     duplicates += 1;
-                    tracing::info!(task_id = %entry.id, "listed task is already in our hands; not queued again");
-                    self.metrics.task_deduplicated(entry.site.as_str());
-                }
-                Enqueued::Relisted => {
-                    duplicates += 1;
-                    tracing::info!(task_id = %entry.id, "listed again after our fail; queued once that report settles");
+                    let fate = if *result == Enqueued::Relisted {
+                        "listed again after our fail; queued once that report settles"
+                    } else {
+                        "listed task is already in our hands; not queued again"
+                    };
+                    tracing::info!(task_id = %entry.id, "{fate}");
                     self.metrics.task_deduplicated(entry.site.as_str());
                 }
             }

@@ -60,22 +60,12 @@ pub(crate) fn push_release(pipe: &mut redis::Pipeline, keys: &StreamKeys, id: &T
         .ignore();
 }
 
-/// The command marking `id` as having a `fail` under way: `SET inflight failing XX KEEPTTL` (only while we
-/// still hold the id; its expiry is kept).
-pub(crate) fn mark_failing(keys: &StreamKeys, id: &TaskId) -> redis::Cmd {
-    mark(keys, id, FAILING)
-}
-
-/// The command marking `id` as having a `complete` under way (see [`COMPLETING`]).
-pub(crate) fn mark_completing(keys: &StreamKeys, id: &TaskId) -> redis::Cmd {
-    mark(keys, id, COMPLETING)
-}
-
-/// `SET inflight <value> XX KEEPTTL`: only while we still hold the id; its expiry is kept.
-fn mark(keys: &StreamKeys, id: &TaskId, value: &str) -> redis::Cmd {
+/// The command recording on `id`'s inflight marker which report is under way ([`COMPLETING`] or [`FAILING`]):
+/// `SET inflight <value> XX KEEPTTL`, only while we still hold the id, keeping its expiry.
+pub(crate) fn mark_reporting(keys: &StreamKeys, id: &TaskId, completing: bool) -> redis::Cmd {
     let mut cmd = redis::cmd("SET");
     cmd.arg(keys.inflight(id))
-        .arg(value)
+        .arg(if completing { COMPLETING } else { FAILING })
         .arg("XX")
         .arg("KEEPTTL");
     cmd

@@ -5,7 +5,7 @@
 //! |---|---|
 //! | `<prefix>:tasks:main`, `<prefix>:tasks:sub` | one entry per task handed to us: field `task` = versioned JSON ([`crate::task::QueueEntry`]), ids and routing only, never credentials |
 //! | group [`GROUP`] on both | every executor process is one consumer named `<host>-<pid>` |
-//! | `<prefix>:inflight:<id>` | set with the XADD, atomically; cleared when the task is finished; stops an id from being queued twice; value `failing` while our `fail` is reported; `completing` once we report `complete`, then kept until it expires |
+//! | `<prefix>:inflight:<id>` | set with the XADD, atomically; stops an id from being queued twice; value `failing` while our `fail` is reported (cleared when the task is let go), `completing` once we report `complete` (kept until it expires; see [`handover`]) |
 //! | `<prefix>:tried:<id>` | a driver ran this task (7 days): its next run is a retry |
 //! | `<prefix>:relisted:<id>` | a hand-out of the id seen after our `fail` (see [`handover`]); queued again when the id is released |
 //! | `<prefix>:outbox:<id>` | a finished registration's result, encrypted; deleted once the manager accepted it |

@@ -3,11 +3,11 @@
 use std::time::Duration;
 
 use podcast_worker::config::OutboxKey;
-use podcast_worker::outbox::Outbox;
+use podcast_worker::outbox::{Outbox, OutboxRecord, Report};
 use podcast_worker::streams::consumer::Consumer;
 use podcast_worker::streams::producer::{Enqueued, Producer};
 use podcast_worker::streams::{ENTRY_FIELD, GROUP, StreamKeys, connect};
-use podcast_worker::task::{ListedTask, QueueEntry, Site, TaskId};
+use podcast_worker::task::{ListedTask, QueueEntry, Registration, Site, TaskId};
 use redis::AsyncCommands;
 
 use crate::helpers::streams::stream_settings;
@@ -115,6 +115,30 @@ async fn handover_parts(prefix: &str) -> (Producer, Consumer, Outbox) {
     (p, c, outbox)
 }
 
+/// A result of `id` about to be reported: a `complete` or a `fail`.
+fn report(id: &TaskId, complete: bool) -> OutboxRecord {
+    let report = if complete {
+        Report::Complete(Registration {
+            email: Some("a@b.test".into()),
+            ..Registration::default()
+        })
+    } else {
+        Report::Fail {
+            error_message: "refused".into(),
+            note: None,
+        }
+    };
+    OutboxRecord {
+        task_id: id.clone(),
+        site: Site::Sub,
+        entry_id: None,
+        domain: "anchor.fm".into(),
+        attempts: 1,
+        finished_at_ms: 0,
+        report,
+    }
+}
+
 /// A hand-out of an id whose `fail` is under way is kept and queued again when the id is released, exactly
 /// once, with the marker kept for the new run; a plain duplicate (no `fail` under way) stays dropped.
 #[tokio::test]
@@ -135,7 +159,7 @@ async fn producer_keeps_a_hand_out_seen_after_our_fail_and_queues_it_on_release(
         p.enqueue(&entry("a", Site::Sub)).await.unwrap(),
         Enqueued::Duplicate
     );
-    outbox.mark_failing(&a).await.unwrap();
+    outbox.mark_reporting(&report(&a, false)).await.unwrap();
     assert_eq!(
         p.enqueue(&entry("a", Site::Sub)).await.unwrap(),
         Enqueued::Relisted
@@ -185,7 +209,7 @@ async fn producer_drops_a_late_duplicate_of_a_completed_task() {
         Enqueued::Added(_)
     ));
     let claimed = c.claim(1).await.unwrap();
-    outbox.mark_completing(&id).await.unwrap();
+    outbox.mark_reporting(&report(&id, true)).await.unwrap();
     c.ack(&claimed[0], Some(&id)).await.unwrap();
     assert_eq!(
         p.enqueue(&entry("done", Site::Main)).await.unwrap(),
