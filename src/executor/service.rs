@@ -105,7 +105,13 @@ fn build_drivers(config: &ExecutorConfig) -> Result<(Drivers, Option<BrowserPool
         tracing::info!(domains = ?synthetic.domains(), "synthetic driver only (no recipes directory)");
         return Ok((synthetic, None));
     }
-    let recipes = crate::recipe::setup(&config.browser, &config.mail, &config.image, config.totp)?;
+    let recipes = crate::recipe::setup(
+        &config.browser,
+        &config.mail,
+        &config.image,
+        config.totp,
+        Some(&config.streams),
+    )?;
     let mut drivers = Drivers::new();
     for domain in recipes.drivers.domains().iter().chain(&synthetic.domains()) {
         if let Some(d) = synthetic

@@ -27,3 +27,4 @@ mod simulator;
 mod smoke;
 mod streams;
 mod task_api;
+mod totp_ledger;
