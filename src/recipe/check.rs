@@ -10,20 +10,14 @@ use super::driver::{RecipeDriver, RunOutcome, StepHook};
 use super::env::RecipeEnv;
 use super::{Step, parse_recipe};
 use crate::browser::{BrowserPool, Session};
-use crate::config::{BrowserSettings, ImageSettings, MailSettings, StreamSettings, TotpSettings};
+use crate::config::{RecipeSettings, StreamSettings};
 use crate::task::{Registration, Task};
 
 /// Everything the check needs besides its files.
 #[derive(Debug, Clone)]
 pub struct CheckSettings {
-    /// Browser pool (its artifacts directory receives failure artifacts as usual).
-    pub browser: BrowserSettings,
-    /// IMAP, for `wait_mail` steps.
-    pub mail: MailSettings,
-    /// `image_url` limits.
-    pub image: ImageSettings,
-    /// TOTP.
-    pub totp: TotpSettings,
+    /// Browser pool (its artifacts directory receives failure artifacts as usual), IMAP, image, TOTP.
+    pub recipe: RecipeSettings,
     /// The fleet's Redis (when `PW_REDIS_URL` is set): TOTP time steps are claimed there, so a check never
     /// types a code an executor (or another check) used.
     pub redis: Option<StreamSettings>,
@@ -112,13 +106,13 @@ pub async fn check(
     let task = read_task(task_file)?;
     std::fs::create_dir_all(screenshots)
         .map_err(|e| CheckError::Setup(format!("cannot create {}: {e}", screenshots.display())))?;
-    let pool =
-        BrowserPool::new(settings.browser.clone()).map_err(|e| CheckError::Setup(e.to_string()))?;
+    let pool = BrowserPool::new(settings.recipe.browser.clone())
+        .map_err(|e| CheckError::Setup(e.to_string()))?;
     let mut env = RecipeEnv::new(
         pool.clone(),
-        &settings.mail,
-        settings.image.clone(),
-        settings.totp,
+        &settings.recipe.mail,
+        settings.recipe.image.clone(),
+        settings.recipe.totp,
     )
     .map_err(|e| CheckError::Setup(e.to_string()))?;
     if let Some(redis) = &settings.redis {

@@ -7,9 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use super::{CheckFiles, CheckPlan};
-use crate::config::{
-    BrowserSettings, ConfigError, ImageSettings, MailSettings, Source, StreamSettings, TotpSettings,
-};
+use crate::config::{ConfigError, RecipeSettings, Source, StreamSettings};
 
 const USAGE: &str =
     "usage: recipe-check [--attempt N] [--from STEP] <recipe.toml> <task.json> [screenshots-dir]
@@ -70,15 +68,12 @@ fn parse_args(args: &[String]) -> Result<Command, String> {
 
 fn settings(src: &Source) -> Result<super::CheckSettings, ConfigError> {
     // The fleet's Redis only when it is configured: a check on a laptop needs none.
-    let redis = match src.secret(&crate::config::vars::REDIS_URL)? {
-        Some(_) => Some(StreamSettings::from_source(src)?),
-        None => None,
+    let redis = match src.is_set(&crate::config::vars::REDIS_URL) {
+        true => Some(StreamSettings::from_source(src)?),
+        false => None,
     };
     Ok(super::CheckSettings {
-        browser: BrowserSettings::from_source(src)?,
-        mail: MailSettings::from_source(src)?,
-        image: ImageSettings::from_source(src)?,
-        totp: TotpSettings::from_source(src)?,
+        recipe: RecipeSettings::from_source(src)?,
         redis,
     })
 }

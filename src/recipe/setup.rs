@@ -4,7 +4,7 @@
 use super::env::RecipeEnv;
 use super::{RecipeError, drivers, load_dir};
 use crate::browser::{BrowserError, BrowserPool};
-use crate::config::{BrowserSettings, ImageSettings, MailSettings, StreamSettings, TotpSettings};
+use crate::config::{RecipeSettings, StreamSettings};
 use crate::driver::Drivers;
 use crate::mailbox::MailError;
 use crate::totp::TotpError;
@@ -49,15 +49,17 @@ pub struct RecipeSetup {
 /// # Errors
 /// [`SetupError`]; an invalid recipe names its file and step.
 pub fn setup(
-    browser: &BrowserSettings,
-    mail: &MailSettings,
-    image: &ImageSettings,
-    totp: TotpSettings,
+    settings: &RecipeSettings,
     redis: Option<&StreamSettings>,
 ) -> Result<RecipeSetup, SetupError> {
-    let recipes = load_dir(&browser.recipes_dir)?;
-    let pool = BrowserPool::new(browser.clone())?;
-    let mut env = RecipeEnv::new(pool.clone(), mail, image.clone(), totp)?;
+    let recipes = load_dir(&settings.browser.recipes_dir)?;
+    let pool = BrowserPool::new(settings.browser.clone())?;
+    let mut env = RecipeEnv::new(
+        pool.clone(),
+        &settings.mail,
+        settings.image.clone(),
+        settings.totp,
+    )?;
     if let Some(redis) = redis {
         env = env.with_totp_ledger(redis)?;
     }
