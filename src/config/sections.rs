@@ -375,16 +375,8 @@ pub struct LogSettings {
     pub format: LogFormat,
 }
 
-/// How log lines are written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LogFormat {
-    /// Pretty on a terminal, JSON otherwise.
-    Auto,
-    /// One JSON object per line.
-    Json,
-    /// Human-readable.
-    Pretty,
-}
+/// How log lines are written: telemetry's own type, parsed here.
+pub use crate::telemetry::LogFormat;
 
 impl LogSettings {
     /// Reads `PW_LOG` and `PW_LOG_FORMAT`.
