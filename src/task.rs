@@ -113,9 +113,7 @@ pub fn route(domain: &str, has_link_rss: bool, main_domains: &[String]) -> Site 
 pub fn normalise_domain(domain: &str) -> String {
     let d = domain.trim().to_ascii_lowercase();
     let d = match d.rsplit_once(':') {
-        Some((host, port))
-            if !host.contains(':') && port.bytes().all(|b| b.is_ascii_digit()) =>
-        {
+        Some((host, port)) if !host.contains(':') && port.bytes().all(|b| b.is_ascii_digit()) => {
             host
         }
         _ => d.as_str(),

@@ -313,8 +313,7 @@ impl Inner {
             if attempt == limit {
                 return Some((Err(transient), attempt));
             }
-            self.metrics
-                .task_retry(entry.site, error_class(&transient));
+            self.metrics.task_retry(entry.site, error_class(&transient));
             let delay = self.cfg.task_backoff * 2u32.saturating_pow(attempt - 1);
             tracing::warn!(attempt, error = %transient, delay_ms = delay.as_millis() as u64, "attempt failed; retrying");
             stop.run_until_cancelled(tokio::time::sleep(delay)).await?;

@@ -337,8 +337,7 @@ impl Fetcher {
             match result {
                 Enqueued::Added(_) => {
                     enqueued += 1;
-                    self.metrics
-                        .task_enqueued(entry.site, &entry.domain);
+                    self.metrics.task_enqueued(entry.site, &entry.domain);
                 }
                 Enqueued::Duplicate | Enqueued::Relisted => {
                     duplicates += 1;

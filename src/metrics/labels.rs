@@ -188,5 +188,4 @@ mod tests {
             assert!(v.chars().all(|c| c.is_ascii_lowercase() || c == '_'), "{v}");
         }
     }
-
 }

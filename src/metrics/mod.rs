@@ -186,13 +186,7 @@ impl Metrics {
     }
 
     /// A task left our hands; `elapsed` is from claim to ack. Also counts as progress for `/healthz`.
-    pub fn task_finished(
-        &self,
-        site: Site,
-        domain: &str,
-        outcome: Outcome,
-        elapsed: Duration,
-    ) {
+    pub fn task_finished(&self, site: Site, domain: &str, outcome: Outcome, elapsed: Duration) {
         let (s, d) = (site.as_str(), self.domain_label(domain));
         self.counters
             .finished

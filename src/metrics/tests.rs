@@ -98,7 +98,12 @@ fn unknown_domains_fold_into_other_without_new_series() {
     m.task_enqueued(Site::Main, "WWW.ANCHOR.FM");
     m.task_enqueued(Site::Sub, "someone-private.example");
     m.task_enqueued(Site::Sub, "another.example:8080");
-    m.task_finished(Site::Sub, "x.example", Outcome::Failed, Duration::from_secs(3));
+    m.task_finished(
+        Site::Sub,
+        "x.example",
+        Outcome::Failed,
+        Duration::from_secs(3),
+    );
     assert_eq!(families(&m)[TASKS_ENQUEUED].1.len(), before);
     let text = m.render();
     assert!(text.contains(r#"pw_tasks_enqueued_total{domain="anchor.fm",site="main"} 1"#));
