@@ -23,6 +23,18 @@ pub enum LogFormat {
     Pretty,
 }
 
+impl std::str::FromStr for LogFormat {
+    type Err = &'static str;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "auto" => Ok(Self::Auto),
+            "json" => Ok(Self::Json),
+            "pretty" => Ok(Self::Pretty),
+            _ => Err("auto, json or pretty"),
+        }
+    }
+}
+
 /// Installs the global subscriber writing to stderr. Safe to call twice (the second call does nothing).
 /// An invalid `filter` falls back to `info`.
 pub fn init(filter: &str, format: LogFormat) {

@@ -4,6 +4,7 @@
 
 mod browser_pool;
 mod compose;
+mod compose_stack;
 mod demo_e2e;
 mod demo_mail;
 mod demo_sites;
@@ -13,6 +14,7 @@ mod executor_limits;
 mod fetcher;
 mod helpers;
 mod image;
+mod kubernetes;
 mod layering;
 mod mailbox;
 mod metrics;
