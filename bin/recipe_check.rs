@@ -10,6 +10,6 @@ use podcast_worker::{recipe, telemetry};
 #[tokio::main]
 async fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    telemetry::init("warn,podcast_worker=info", telemetry::Format::Pretty);
+    telemetry::init("warn,podcast_worker=info", telemetry::LogFormat::Pretty);
     recipe::check_command(&args).await
 }
