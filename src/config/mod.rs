@@ -5,13 +5,11 @@
 mod browser;
 mod mail;
 mod sections;
-mod simulator;
 mod source;
 
 pub use browser::*;
 pub use mail::*;
 pub use sections::*;
-pub use simulator::*;
 pub use source::{ConfigError, Source};
 
 /// Which binary a variable applies to (for `--help` and the README table).
@@ -21,8 +19,6 @@ pub enum Role {
     Fetcher,
     /// `executor`.
     Executor,
-    /// `simulator`.
-    Simulator,
 }
 
 /// One documented setting. The list of all of them is [`VARS`]; the README table is checked against it.
@@ -78,7 +74,6 @@ pub fn handle_args(binary: &str, role: Role, about: &str) -> Result<(), ConfigEr
 /// Every documented variable of every binary.
 pub fn all_vars() -> impl Iterator<Item = &'static Var> {
     VARS.iter()
-        .chain(SIMULATOR_VARS.iter())
         .chain(BROWSER_VARS.iter())
         .chain(MAIL_VARS.iter())
 }

@@ -14,7 +14,6 @@ use crate::task::normalise_domain;
 
 const F: Role = Role::Fetcher;
 const E: Role = Role::Executor;
-const S: Role = Role::Simulator;
 
 macro_rules! var {
     ($id:ident, $name:literal, $default:expr, $secret:expr, [$($role:expr),*], $help:literal) => {
@@ -31,7 +30,7 @@ pub mod vars {
         "PW_CONFIG_FILE",
         None,
         false,
-        [F, E, S],
+        [F, E],
         "Optional file of KEY=VALUE lines read before the environment"
     );
     var!(
@@ -39,7 +38,7 @@ pub mod vars {
         "PW_LOG",
         Some("info"),
         false,
-        [F, E, S],
+        [F, E],
         "Log filter (tracing EnvFilter syntax), e.g. info or podcast_worker=debug"
     );
     var!(
@@ -47,7 +46,7 @@ pub mod vars {
         "PW_LOG_FORMAT",
         Some("auto"),
         false,
-        [F, E, S],
+        [F, E],
         "auto (pretty on a terminal, JSON otherwise), json or pretty"
     );
     var!(
@@ -325,7 +324,7 @@ pub mod vars {
 }
 use vars::*;
 
-/// Every variable of the fetcher and executor; the simulator's are in [`super::SIMULATOR_VARS`].
+/// Every variable of the fetcher and executor (the simulator crate lists its own).
 pub const VARS: &[Var] = &[
     CONFIG_FILE,
     LOG,

@@ -5,10 +5,11 @@
 use std::collections::BTreeSet;
 
 use podcast_worker::config::{
-    ExecutorConfig, FetcherConfig, MetricsSettings, Role, SimulatorConfig, Source, all_vars,
+    ExecutorConfig, FetcherConfig, MetricsSettings, Role, Source, all_vars,
 };
 use podcast_worker::streams::{GROUP, StreamKeys};
 use podcast_worker::task::Site;
+use pw_simulator::config::SimulatorConfig;
 use serde_yaml_ng::Value;
 
 use crate::helpers::compose::{DemoMail, port_of, service_env, strings, yaml, yaml_docs};
@@ -18,10 +19,15 @@ const OUR_IMAGE: &str = "podcast-worker:local";
 
 /// Variable names the binaries read: each name, and `<NAME>_FILE` for secrets.
 fn known_vars() -> BTreeSet<String> {
-    all_vars()
-        .flat_map(|v| {
-            let file = v.secret.then(|| format!("{}_FILE", v.name));
-            std::iter::once(v.name.to_owned()).chain(file)
+    let fleet = all_vars().map(|v| (v.name, v.secret));
+    let simulator = pw_simulator::config::VARS
+        .iter()
+        .map(|v| (v.name, v.secret));
+    fleet
+        .chain(simulator)
+        .flat_map(|(name, secret)| {
+            let file = secret.then(|| format!("{name}_FILE"));
+            std::iter::once(name.to_owned()).chain(file)
         })
         .collect()
 }
@@ -77,7 +83,8 @@ fn compose_environment_names_and_values_are_accepted_by_the_binaries() {
         .unwrap_or_else(|e| panic!("fetcher: {e}"));
     ExecutorConfig::from_source(&source(&service_env(&compose, "executor")))
         .unwrap_or_else(|e| panic!("executor: {e}"));
-    SimulatorConfig::from_source(&source(&service_env(&compose, "simulator")))
+    let sim_env = service_env(&compose, "simulator");
+    SimulatorConfig::from_source(&pw_simulator::config::Source::from_pairs(sim_env))
         .unwrap_or_else(|e| panic!("simulator: {e}"));
 }
 
@@ -121,10 +128,7 @@ fn compose_ports_agree_with_the_binaries_and_prometheus() {
     let api = &service_env(&compose, "executor")["PW_API_BASE_URL"];
     assert_eq!(
         api,
-        &format!(
-            "http://simulator:{sim_port}{}",
-            podcast_worker::simulator::BASE_PATH
-        )
+        &format!("http://simulator:{sim_port}{}", pw_simulator::BASE_PATH)
     );
     assert_eq!(
         service_env(&compose, "executor")["PW_API_KEY"],

@@ -2,17 +2,22 @@
 
 use podcast_worker::config::all_vars;
 
-/// The table rows README.md must contain, one per variable, in `all_vars()` order.
+/// The table rows README.md must contain, one per variable: the fleet's (`all_vars()`), then the simulator's.
 fn expected_rows() -> Vec<String> {
-    all_vars()
-        .map(|v| {
-            let default = match (v.secret, v.default) {
+    let fleet = all_vars().map(|v| (v.name, v.secret, v.default, v.help));
+    let simulator = pw_simulator::config::VARS
+        .iter()
+        .map(|v| (v.name, v.secret, v.default, v.help));
+    fleet
+        .chain(simulator)
+        .map(|(name, secret, default, help)| {
+            let default = match (secret, default) {
                 (true, _) => "(secret)".to_owned(),
                 (false, Some("")) => "(empty)".to_owned(),
                 (false, Some(d)) => format!("`{d}`"),
                 (false, None) => "—".to_owned(),
             };
-            format!("| `{}` | {} | {} |", v.name, default, v.help)
+            format!("| `{name}` | {default} | {help} |")
         })
         .collect()
 }

@@ -82,3 +82,37 @@ pub mod fetcher;
 pub mod fixture_site;
 pub mod pipeline;
 pub mod scripted_http;
+
+/// The simulator binary, from the `pw-simulator` workspace crate (a binary of another package has no
+/// `CARGO_BIN_EXE_*`). Built once per test process with the profile of this test binary, so a filtered run
+/// never starts a stale one.
+pub fn simulator_bin() -> std::path::PathBuf {
+    static BIN: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    BIN.get_or_init(|| {
+        let exe = std::env::current_exe().expect("test binary path");
+        let profile_dir = exe
+            .parent()
+            .and_then(|deps| deps.parent())
+            .expect("target/<profile>/deps");
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut build = std::process::Command::new(cargo);
+        build.args([
+            "build",
+            "--quiet",
+            "-p",
+            "pw-simulator",
+            "--bin",
+            "simulator",
+        ]);
+        if profile_dir.ends_with("release") {
+            build.arg("--release");
+        }
+        let status = build
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .status()
+            .expect("run cargo build for the simulator");
+        assert!(status.success(), "cargo build -p pw-simulator failed");
+        profile_dir.join("simulator")
+    })
+    .clone()
+}
