@@ -4,6 +4,7 @@
 
 mod browser_pool;
 mod compose;
+mod compose_stack;
 mod demo_e2e;
 mod demo_mail;
 mod executor;
@@ -12,6 +13,7 @@ mod executor_limits;
 mod fetcher;
 mod helpers;
 mod image;
+mod kubernetes;
 mod layering;
 mod mailbox;
 mod metrics;

@@ -3,7 +3,9 @@
 #![allow(dead_code)]
 
 pub mod compose;
+pub mod compose_policy;
 pub mod executor;
+pub mod kubernetes_policy;
 pub mod mail;
 pub mod monitoring;
 pub mod streams;
@@ -115,4 +117,31 @@ pub fn simulator_bin() -> std::path::PathBuf {
         profile_dir.join("simulator")
     })
     .clone()
+}
+
+/// A variable some binary reads: the fleet's (`podcast_worker::config::all_vars`) or the simulator's
+/// (`pw_simulator::config::VARS`), which are declared in two crates that share no code.
+#[derive(Debug, Clone, Copy)]
+pub struct KnownVar {
+    pub name: &'static str,
+    pub default: Option<&'static str>,
+    pub secret: bool,
+    pub help: &'static str,
+}
+
+/// Every variable of every binary: the fleet's, then the simulator's.
+pub fn every_var() -> impl Iterator<Item = KnownVar> {
+    let fleet = podcast_worker::config::all_vars().map(|v| KnownVar {
+        name: v.name,
+        default: v.default,
+        secret: v.secret,
+        help: v.help,
+    });
+    let simulator = pw_simulator::config::VARS.iter().map(|v| KnownVar {
+        name: v.name,
+        default: v.default,
+        secret: v.secret,
+        help: v.help,
+    });
+    fleet.chain(simulator)
 }
