@@ -32,7 +32,10 @@ pub fn yaml_docs(rel: &str) -> Vec<Value> {
 /// or empty, `${A-x}` only when unset; `${A:?msg}` fails when unset or empty, `${A?msg}` only when unset;
 /// `${A}` gives the value or ""; `$$` is a literal `$`. The error names the variable and its message.
 pub fn interpolate(text: &str, vars: &BTreeMap<String, String>) -> Result<String, String> {
-    let re = regex::Regex::new(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?])([^}]*))?\}").unwrap();
+    static RE: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        regex::Regex::new(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?])([^}]*))?\}").unwrap()
+    });
+    let re = &*RE;
     let mut error = None;
     let out = re.replace_all(text, |c: &regex::Captures| {
         let Some(name) = c.get(1) else {
