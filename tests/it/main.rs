@@ -2,6 +2,7 @@
 
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
+mod binaries;
 mod browser_pool;
 mod compose;
 mod compose_stack;
