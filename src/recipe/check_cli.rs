@@ -126,7 +126,8 @@ pub async fn command(args: &[String]) -> ExitCode {
     match super::check(&settings, files, &plan).await {
         Err(e) => {
             eprintln!("recipe-check: {e}");
-            ExitCode::from(2)
+            let setup = matches!(e, super::CheckError::Setup(_));
+            ExitCode::from(if setup { 1 } else { 2 })
         }
         Ok(outcome) => {
             print!("{}", outcome.log);

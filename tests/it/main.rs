@@ -2,12 +2,12 @@
 
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
+mod binaries;
 mod browser_pool;
 mod compose;
 mod compose_stack;
 mod demo_e2e;
 mod demo_mail;
-mod demo_sites;
 mod executor;
 mod executor_binary;
 mod executor_limits;
@@ -25,7 +25,6 @@ mod producer;
 mod readme;
 mod recipe_run;
 mod redis_outage;
-mod simulator;
 mod smoke;
 mod streams;
 mod task_api;
