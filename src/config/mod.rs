@@ -3,12 +3,14 @@
 //! reads the environment. Secrets may also come from `<NAME>_FILE`; none can be given on the command line.
 
 mod browser;
+mod control;
 mod mail;
 mod sections;
 mod simulator;
 mod source;
 
 pub use browser::*;
+pub use control::*;
 pub use mail::*;
 pub use sections::*;
 pub use simulator::*;
@@ -80,5 +82,6 @@ pub fn all_vars() -> impl Iterator<Item = &'static Var> {
     VARS.iter()
         .chain(SIMULATOR_VARS.iter())
         .chain(BROWSER_VARS.iter())
+        .chain(CONTROL_VARS.iter())
         .chain(MAIL_VARS.iter())
 }

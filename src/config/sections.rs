@@ -315,6 +315,14 @@ pub mod vars {
         "Benchmark/test only: domains served by a synthetic driver that registers nothing, e.g. a.test,b.test"
     );
     var!(
+        SYNTHETIC_FAIL_DOMAINS,
+        "PW_SYNTHETIC_FAIL_DOMAINS",
+        Some(""),
+        false,
+        [E],
+        "Test only: synthetic domains whose every registration fails as a broken recipe (\"recipe error: …\")"
+    );
+    var!(
         SYNTHETIC_DELAY_MS,
         "PW_SYNTHETIC_DELAY_MS",
         Some("0"),
@@ -363,6 +371,7 @@ pub const VARS: &[Var] = &[
     HEALTH_STALL_SECS,
     SAMPLE_INTERVAL_MS,
     SYNTHETIC_DOMAINS,
+    SYNTHETIC_FAIL_DOMAINS,
     SYNTHETIC_DELAY_MS,
 ];
 
@@ -623,6 +632,8 @@ pub struct ExecutorSettings {
     pub main_domains: Vec<String>,
     /// Benchmark/test only: domains served by the synthetic driver, normalised.
     pub synthetic_domains: Vec<String>,
+    /// Test only: synthetic domains whose registrations fail as a broken recipe, normalised.
+    pub synthetic_fail_domains: Vec<String>,
     /// Benchmark/test only: duration of one synthetic registration.
     pub synthetic_delay: Duration,
 }
@@ -663,6 +674,11 @@ impl ExecutorSettings {
             main_domains: main_domains(src),
             synthetic_domains: src
                 .list(&SYNTHETIC_DOMAINS)
+                .iter()
+                .map(|d| normalise_domain(d))
+                .collect(),
+            synthetic_fail_domains: src
+                .list(&SYNTHETIC_FAIL_DOMAINS)
                 .iter()
                 .map(|d| normalise_domain(d))
                 .collect(),
@@ -788,6 +804,8 @@ pub struct ExecutorConfig {
     pub image: super::ImageSettings,
     /// TOTP code use (recipes' `totp`).
     pub totp: super::TotpSettings,
+    /// Paused domains, the circuit breaker and drain requests.
+    pub control: super::ControlSettings,
 }
 
 impl ExecutorConfig {
@@ -806,6 +824,7 @@ impl ExecutorConfig {
             mail: super::MailSettings::from_source(src)?,
             image: super::ImageSettings::from_source(src)?,
             totp: super::TotpSettings::from_source(src)?,
+            control: super::ControlSettings::from_source(src)?,
         };
         // The recipe must end first, so a timed-out run still saves its failure artifacts.
         if c.browser.recipe_timeout >= c.executor.task_timeout {

@@ -2,8 +2,10 @@
 
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
+mod admin;
 mod browser_pool;
 mod compose;
+mod control;
 mod demo_e2e;
 mod demo_mail;
 mod demo_sites;

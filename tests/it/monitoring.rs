@@ -23,6 +23,8 @@ fn registry_names() -> BTreeSet<String> {
         stall_after: Duration::from_secs(60),
     })
     .unwrap();
+    // Registered by executors only (their control gate).
+    podcast_worker::metrics::ControlMetrics::register(&m).unwrap();
     m.registry()
         .gather()
         .iter()
