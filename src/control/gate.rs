@@ -13,7 +13,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::breaker::{Verdict, verdict};
-use super::{Breaker, BreakerState, Control, FailureCount, Pause, PausedBy, now_ms};
+use super::{Breaker, BreakerState, Control, DomainTask, FailureCount, Pause, PausedBy, now_ms};
 use crate::config::ControlSettings;
 use crate::metrics::{ControlMetrics, DomainControl, Metrics};
 use crate::streams::StreamError;
@@ -137,7 +137,12 @@ impl<T> Gate<T> {
         }
         let asked = self
             .control
-            .try_probe(domain, task_id, &self.owner, self.probe_ttl, now_ms())
+            .try_probe(
+                DomainTask { domain, task_id },
+                &self.owner,
+                self.probe_ttl,
+                now_ms(),
+            )
             .await;
         match asked {
             Ok(Admission::Probe) => {
@@ -258,7 +263,7 @@ impl<T> Gate<T> {
                 let message = result.err().unwrap_or_default();
                 match self
                     .control
-                    .record_failure(&self.settings, domain, task_id, message, now)
+                    .record_failure(&self.settings, DomainTask { domain, task_id }, message, now)
                     .await
                 {
                     Ok(FailureCount::Opened(n)) => {

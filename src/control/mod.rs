@@ -248,6 +248,15 @@ struct Scripts {
     resume: Script,
 }
 
+/// One task of one domain, as the breaker's scripts need it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DomainTask<'a> {
+    /// Normalised domain.
+    pub domain: &'a str,
+    /// The task id.
+    pub task_id: &'a str,
+}
+
 /// What [`Control::record_failure`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FailureCount {
@@ -369,7 +378,7 @@ impl Control {
         Ok(decode_all(raw, "breaker"))
     }
 
-    /// Counts one recipe/structure failure of `domain`'s task `task_id` (`message`: the failure, no secrets),
+    /// Counts one recipe/structure failure of a domain's task (`message`: the failure, no secrets),
     /// opening the breaker when `settings`' threshold is reached within its window.
     ///
     /// # Errors
@@ -377,11 +386,11 @@ impl Control {
     pub async fn record_failure(
         &self,
         settings: &ControlSettings,
-        domain: &str,
-        task_id: &str,
+        task: DomainTask<'_>,
         message: &str,
         now_ms: u64,
     ) -> Result<FailureCount, StreamError> {
+        let DomainTask { domain, task_id } = task;
         let mut inv = self.scripts.failure.prepare_invoke();
         inv.key(self.keys.failures(domain))
             .key(self.keys.breakers())
@@ -405,19 +414,19 @@ impl Control {
         })
     }
 
-    /// Asks to run `task_id` as the probe of `domain`'s breaker. `probe_ttl` is how long a probe may run
+    /// Asks to run the task as the probe of its domain's breaker. `probe_ttl` is how long a probe may run
     /// before another task may take its place (its executor may have died).
     ///
     /// # Errors
     /// [`StreamError::Unavailable`].
     pub async fn try_probe(
         &self,
-        domain: &str,
-        task_id: &str,
+        task: DomainTask<'_>,
         owner: &str,
         probe_ttl: Duration,
         now_ms: u64,
     ) -> Result<Admission, StreamError> {
+        let DomainTask { domain, task_id } = task;
         let mut inv = self.scripts.probe.prepare_invoke();
         inv.key(self.keys.breakers())
             .key(self.keys.paused())

@@ -5,7 +5,9 @@
 use std::time::Duration;
 
 use podcast_worker::config::ControlSettings;
-use podcast_worker::control::{Admission, BreakerState, Control, FailureCount, PausedBy};
+use podcast_worker::control::{
+    Admission, BreakerState, Control, DomainTask, FailureCount, PausedBy,
+};
 use tokio_util::sync::CancellationToken;
 
 use crate::helpers::executor::{TestEnv, signal, spawn_binary};
@@ -17,6 +19,10 @@ async fn control(prefix: &str) -> Control {
     Control::connect(&stream_settings(prefix))
         .await
         .expect("control")
+}
+
+fn t<'a>(domain: &'a str, task_id: &'a str) -> DomainTask<'a> {
+    DomainTask { domain, task_id }
 }
 
 fn settings(threshold: u32) -> ControlSettings {
@@ -36,26 +42,26 @@ async fn breaker_opens_at_the_threshold_probes_once_after_the_cooldown_and_close
     let t0 = 1_000_000_000_000u64;
     // Failures outside the window do not add up.
     assert_eq!(
-        c.record_failure(&s, "a.test", "t1", "no element matches \"#x\"", t0)
+        c.record_failure(&s, t("a.test", "t1"), "no element matches \"#x\"", t0)
             .await
             .unwrap(),
         FailureCount::Counted(1)
     );
     let later = t0 + 61_000;
     assert_eq!(
-        c.record_failure(&s, "a.test", "t2", "recipe error: x", later)
+        c.record_failure(&s, t("a.test", "t2"), "recipe error: x", later)
             .await
             .unwrap(),
         FailureCount::Counted(1)
     );
     assert_eq!(
-        c.record_failure(&s, "a.test", "t3", "recipe error: x", later + 1)
+        c.record_failure(&s, t("a.test", "t3"), "recipe error: x", later + 1)
             .await
             .unwrap(),
         FailureCount::Counted(2)
     );
     assert_eq!(
-        c.record_failure(&s, "a.test", "t4", "recipe error: last one", later + 2)
+        c.record_failure(&s, t("a.test", "t4"), "recipe error: last one", later + 2)
             .await
             .unwrap(),
         FailureCount::Opened(3)
@@ -79,19 +85,19 @@ async fn breaker_opens_at_the_threshold_probes_once_after_the_cooldown_and_close
     let ttl = Duration::from_secs(600);
     let opened = later + 2;
     assert_eq!(
-        c.try_probe("a.test", "t5", "e1", ttl, opened + 29_000)
+        c.try_probe(t("a.test", "t5"), "e1", ttl, opened + 29_000)
             .await
             .unwrap(),
         Admission::Hold
     );
     assert_eq!(
-        c.try_probe("a.test", "t5", "e1", ttl, opened + 30_000)
+        c.try_probe(t("a.test", "t5"), "e1", ttl, opened + 30_000)
             .await
             .unwrap(),
         Admission::Probe
     );
     assert_eq!(
-        c.try_probe("a.test", "t6", "e2", ttl, opened + 30_001)
+        c.try_probe(t("a.test", "t6"), "e2", ttl, opened + 30_001)
             .await
             .unwrap(),
         Admission::Hold
@@ -103,8 +109,7 @@ async fn breaker_opens_at_the_threshold_probes_once_after_the_cooldown_and_close
     assert_eq!(
         c.record_failure(
             &s,
-            "a.test",
-            "t5",
+            t("a.test", "t5"),
             "step 2 (click) timed out after 5 ms",
             opened + 31_000
         )
@@ -113,7 +118,7 @@ async fn breaker_opens_at_the_threshold_probes_once_after_the_cooldown_and_close
         FailureCount::Reopened
     );
     assert_eq!(
-        c.try_probe("a.test", "t6", "e2", ttl, opened + 31_001)
+        c.try_probe(t("a.test", "t6"), "e2", ttl, opened + 31_001)
             .await
             .unwrap(),
         Admission::Hold
@@ -121,7 +126,9 @@ async fn breaker_opens_at_the_threshold_probes_once_after_the_cooldown_and_close
     // Next probe works: closed, the domain runs again, the failure window is empty.
     let again = opened + 31_000 + 30_000;
     assert_eq!(
-        c.try_probe("a.test", "t6", "e2", ttl, again).await.unwrap(),
+        c.try_probe(t("a.test", "t6"), "e2", ttl, again)
+            .await
+            .unwrap(),
         Admission::Probe
     );
     assert!(
@@ -133,7 +140,7 @@ async fn breaker_opens_at_the_threshold_probes_once_after_the_cooldown_and_close
     assert!(c.paused().await.unwrap().is_empty());
     assert!(c.breakers().await.unwrap().is_empty());
     assert_eq!(
-        c.record_failure(&s, "a.test", "t7", "recipe error: x", again + 2)
+        c.record_failure(&s, t("a.test", "t7"), "recipe error: x", again + 2)
             .await
             .unwrap(),
         FailureCount::Counted(1)
@@ -149,7 +156,7 @@ async fn operator_pause_wins_over_the_breaker_and_resume_clears_both() {
     let now = 2_000_000_000_000u64;
     c.pause("a.test", "maintenance", now).await.unwrap();
     assert_eq!(
-        c.record_failure(&s, "a.test", "t1", "recipe error: x", now)
+        c.record_failure(&s, t("a.test", "t1"), "recipe error: x", now)
             .await
             .unwrap(),
         FailureCount::Opened(1)
@@ -162,7 +169,7 @@ async fn operator_pause_wins_over_the_breaker_and_resume_clears_both() {
     );
     let ttl = Duration::from_secs(60);
     assert_eq!(
-        c.try_probe("a.test", "t2", "e1", ttl, now + 3_600_000)
+        c.try_probe(t("a.test", "t2"), "e1", ttl, now + 3_600_000)
             .await
             .unwrap(),
         Admission::Hold
