@@ -5,67 +5,18 @@
 use std::time::Duration;
 
 use super::source::{ConfigError, Source};
-use super::{Role, Var};
+use super::var::*;
 
-const E: Role = Role::Executor;
-
-macro_rules! var {
-    ($id:ident, $name:literal, $default:expr, $help:literal) => {
-        #[doc = $help]
-        pub const $id: Var = Var {
-            name: $name,
-            default: $default,
-            secret: false,
-            roles: &[E],
-            help: $help,
-        };
-    };
+vars! {
+    /// Every fleet-control variable.
+    CONTROL_VARS;
+    PAUSE_HOLD_SECS: Duration = secs(1, 7 * 86_400).or("600"), [E], "How long a paused domain's task waits un-started before it fails with the pause's reason";
+    BREAKER_THRESHOLD: u64 = int(0, 100_000).or("5"), [E], "Recipe/structure failures of one domain within PW_BREAKER_WINDOW_SECS that pause it (0 = no breaker)";
+    BREAKER_WINDOW_SECS: Duration = secs(1, 7 * 86_400).or("600"), [E], "Window in which the circuit breaker counts a domain's recipe/structure failures";
+    BREAKER_COOLDOWN_SECS: Duration = secs(1, 7 * 86_400).or("300"), [E], "How long a domain paused by the breaker waits before one probe task is let through";
+    CONTROL_POLL_MS: Duration = millis(50, 60_000).or("1000"), [E], "How often an executor reads paused domains and drain requests from Redis";
 }
-
-/// Names of the control variables.
-pub mod control_vars {
-    use super::*;
-    var!(
-        PAUSE_HOLD_SECS,
-        "PW_PAUSE_HOLD_SECS",
-        Some("600"),
-        "How long a paused domain's task waits un-started before it fails with the pause's reason"
-    );
-    var!(
-        BREAKER_THRESHOLD,
-        "PW_BREAKER_THRESHOLD",
-        Some("5"),
-        "Recipe/structure failures of one domain within PW_BREAKER_WINDOW_SECS that pause it (0 = no breaker)"
-    );
-    var!(
-        BREAKER_WINDOW_SECS,
-        "PW_BREAKER_WINDOW_SECS",
-        Some("600"),
-        "Window in which the circuit breaker counts a domain's recipe/structure failures"
-    );
-    var!(
-        BREAKER_COOLDOWN_SECS,
-        "PW_BREAKER_COOLDOWN_SECS",
-        Some("300"),
-        "How long a domain paused by the breaker waits before one probe task is let through"
-    );
-    var!(
-        CONTROL_POLL_MS,
-        "PW_CONTROL_POLL_MS",
-        Some("1000"),
-        "How often an executor reads paused domains and drain requests from Redis"
-    );
-}
-use control_vars::*;
-
-/// Every control variable.
-pub const CONTROL_VARS: &[Var] = &[
-    PAUSE_HOLD_SECS,
-    BREAKER_THRESHOLD,
-    BREAKER_WINDOW_SECS,
-    BREAKER_COOLDOWN_SECS,
-    CONTROL_POLL_MS,
-];
+use vars::*;
 
 /// How an executor honours paused domains, the circuit breaker and drain requests.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -101,15 +52,11 @@ impl ControlSettings {
     /// [`ConfigError`] naming the variable.
     pub fn from_source(src: &Source) -> Result<Self, ConfigError> {
         Ok(Self {
-            pause_hold: Duration::from_secs(src.int_in(&PAUSE_HOLD_SECS, 1, 7 * 86_400)?),
-            breaker_threshold: src.int_in(&BREAKER_THRESHOLD, 0, 100_000)? as u32,
-            breaker_window: Duration::from_secs(src.int_in(&BREAKER_WINDOW_SECS, 1, 7 * 86_400)?),
-            breaker_cooldown: Duration::from_secs(src.int_in(
-                &BREAKER_COOLDOWN_SECS,
-                1,
-                7 * 86_400,
-            )?),
-            poll: Duration::from_millis(src.int_in(&CONTROL_POLL_MS, 50, 60_000)?),
+            pause_hold: src.get(&PAUSE_HOLD_SECS)?,
+            breaker_threshold: src.get(&BREAKER_THRESHOLD)? as u32,
+            breaker_window: src.get(&BREAKER_WINDOW_SECS)?,
+            breaker_cooldown: src.get(&BREAKER_COOLDOWN_SECS)?,
+            poll: src.get(&CONTROL_POLL_MS)?,
         })
     }
 }
@@ -148,7 +95,7 @@ impl AdminConfig {
         };
         Ok(Self {
             streams: super::StreamSettings::from_source(src)?,
-            inflight_ttl: src.secs(&INFLIGHT_TTL_SECS)?,
+            inflight_ttl: src.get(&INFLIGHT_TTL_SECS)?,
             outbox_key,
         })
     }

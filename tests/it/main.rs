@@ -5,6 +5,7 @@
 mod admin;
 mod browser_pool;
 mod compose;
+mod compose_stack;
 mod control;
 mod demo_e2e;
 mod demo_mail;
@@ -15,6 +16,7 @@ mod executor_limits;
 mod fetcher;
 mod helpers;
 mod image;
+mod kubernetes;
 mod layering;
 mod mailbox;
 mod metrics;
