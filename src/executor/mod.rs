@@ -312,7 +312,7 @@ impl Inner {
             c.entry
                 .as_ref()
                 .ok()
-                .map(|e| (e.domain.clone(), e.id.to_string()))
+                .map(|e| (e.domain.as_str().to_owned(), e.id.to_string()))
         };
         let mut got: VecDeque<Claimed> = self.gate.sort(claimed, key).await.into();
         self.metrics.set_redis_reachable(true);
@@ -368,17 +368,8 @@ fn report_budget(api: &ApiSettings) -> Duration {
 }
 
 fn observe(metrics: &Metrics, r: &ApiRequest) {
-    use crate::metrics::Endpoint as M;
-    use crate::task_api::Endpoint as A;
-    let endpoint = match r.endpoint {
-        A::List => M::List,
-        A::Get => M::Get,
-        A::Start => M::Start,
-        A::Complete => M::Complete,
-        A::Fail => M::Fail,
-    };
-    metrics.api_request(endpoint, r.status, r.elapsed);
+    metrics.api_request(r.endpoint, r.status, r.elapsed);
     if r.retry > 0 {
-        metrics.api_retry(endpoint);
+        metrics.api_retry(r.endpoint);
     }
 }
