@@ -3,13 +3,13 @@
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
 mod admin;
+mod binaries;
 mod browser_pool;
 mod compose;
 mod compose_stack;
 mod control;
 mod demo_e2e;
 mod demo_mail;
-mod demo_sites;
 mod executor;
 mod executor_binary;
 mod executor_limits;
@@ -27,7 +27,6 @@ mod producer;
 mod readme;
 mod recipe_run;
 mod redis_outage;
-mod simulator;
 mod smoke;
 mod streams;
 mod task_api;
