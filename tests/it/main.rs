@@ -2,10 +2,12 @@
 
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
+mod admin;
 mod binaries;
 mod browser_pool;
 mod compose;
 mod compose_stack;
+mod control;
 mod demo_e2e;
 mod demo_mail;
 mod executor;
