@@ -51,9 +51,11 @@ impl Driver for SyntheticDriver {
         tokio::time::sleep(self.delay).await;
         let domain = normalise_domain(&task.domain);
         if self.broken {
-            return Err(DriverError::Permanent(format!(
-                "recipe error: synthetic broken recipe for {domain} (PW_SYNTHETIC_FAIL_DOMAINS)"
-            )));
+            return Err(DriverError::new(
+                crate::driver::FailureKind::Recipe,
+                false,
+                format!("synthetic broken recipe for {domain} (PW_SYNTHETIC_FAIL_DOMAINS)"),
+            ));
         }
         let username = if task.username.is_empty() {
             format!("user-{}", task.id)

@@ -170,7 +170,8 @@ impl Inner {
         };
         self.metrics
             .stage_duration(entry.site, Stage::Register, t0.elapsed());
-        let ended = result.as_ref().map(drop).map_err(String::as_str);
+        let message = result.as_ref().err().map(ToString::to_string);
+        let ended = message.as_deref().map_or(Ok(()), Err);
         self.gate
             .finished(&entry.domain, entry.id.as_str(), ended)
             .await;
