@@ -189,7 +189,7 @@ pub mod vars {
     var!(
         POLL_MAX_MS,
         "PW_POLL_MAX_MS",
-        Some("15000"),
+        Some("1500"),
         false,
         [F],
         "Longest poll delay when idle (the delay doubles up to it, with jitter)"

@@ -47,6 +47,9 @@ pub fn observer(metrics: Arc<Metrics>) -> Observer {
             Endpoint::Fail => metrics::Endpoint::Fail,
         };
         metrics.api_request(endpoint, r.status, r.elapsed);
+        if r.unreadable && r.endpoint == Endpoint::List {
+            metrics.listing_lost("unreadable");
+        }
         if r.retry > 0 {
             metrics.api_retry(endpoint);
         }

@@ -14,6 +14,7 @@ mod fetcher;
 mod helpers;
 mod image;
 mod layering;
+mod lost_listing;
 mod mailbox;
 mod metrics;
 mod monitoring;
