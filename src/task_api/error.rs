@@ -285,7 +285,9 @@ mod tests {
         assert_eq!(data.data, serde_json::json!([1, 2]));
         assert_eq!((data.fixes, data.split), (0, None));
         assert_eq!(
-            classify(200, None, br#"{"success":true}"#, false).unwrap().data,
+            classify(200, None, br#"{"success":true}"#, false)
+                .unwrap()
+                .data,
             Value::Null
         );
         for garbage in [
@@ -321,9 +323,21 @@ mod tests {
         assert_eq!((split.items.len(), split.broken.len()), (1, 1));
         // Only a listing is split; a broken task detail stays a bad body (retried).
         let e = classify(200, None, broken, false).unwrap_err();
-        assert!(matches!(e, ApiError::Transient { reason: TransientReason::BadBody, .. }));
+        assert!(matches!(
+            e,
+            ApiError::Transient {
+                reason: TransientReason::BadBody,
+                ..
+            }
+        ));
         let e = classify(200, None, b"<html>", true).unwrap_err();
-        assert!(matches!(e, ApiError::Transient { reason: TransientReason::BadBody, .. }));
+        assert!(matches!(
+            e,
+            ApiError::Transient {
+                reason: TransientReason::BadBody,
+                ..
+            }
+        ));
     }
 
     #[test]

@@ -305,9 +305,17 @@ mod tests {
         let split = split_listing(text).unwrap();
         assert_eq!(
             split.items,
-            vec![(0, json!({"id":"t1","about":"a, [b]"})), (2, json!({"id":"t3"})), (3, json!(7))]
+            vec![
+                (0, json!({"id":"t1","about":"a, [b]"})),
+                (2, json!({"id":"t3"})),
+                (3, json!(7))
+            ]
         );
-        let broken: Vec<_> = split.broken.iter().map(|b| (b.index, b.id.as_deref())).collect();
+        let broken: Vec<_> = split
+            .broken
+            .iter()
+            .map(|b| (b.index, b.id.as_deref()))
+            .collect();
         assert_eq!(broken, [(1, Some("t2")), (4, Some("t4"))]);
     }
 
@@ -316,7 +324,13 @@ mod tests {
         let text = r#"{"success":true,"data":[{"id":"t1"},{"id":"t2"},{"id":"t3","about":"cut her"#;
         let split = split_listing(text).unwrap();
         assert_eq!(split.items.len(), 2);
-        assert_eq!(split.broken, [BrokenItem { index: 2, id: Some("t3".into()) }]);
+        assert_eq!(
+            split.broken,
+            [BrokenItem {
+                index: 2,
+                id: Some("t3".into())
+            }]
+        );
     }
 
     #[test]

@@ -359,7 +359,10 @@ impl TaskApiClient {
                 .run_until_cancelled(tokio::time::sleep(delay))
                 .await;
             if waited.is_none() {
-                tracing::debug!(endpoint = endpoint.as_str(), "shutting down: retry not waited for");
+                tracing::debug!(
+                    endpoint = endpoint.as_str(),
+                    "shutting down: retry not waited for"
+                );
                 return Err(mark_retried(err, retry > 0));
             }
             retry += 1;
@@ -505,7 +508,8 @@ fn decode_page(items: impl IntoIterator<Item = (usize, Value)>, broken: &[Broken
             Some(id) => {
                 tracing::warn!(index, task_id = %id, field = %path, "listed task is malformed; queued by id for the executor to read again or fail");
                 page.malformed += 1;
-                page.tasks.push(salvage(id, item.as_ref().unwrap_or(&Value::Null)));
+                page.tasks
+                    .push(salvage(id, item.as_ref().unwrap_or(&Value::Null)));
             }
             None => {
                 tracing::error!(index, field = %path, "listed task has no usable id: possibly handed out to us, it cannot be queued or reported");

@@ -105,7 +105,9 @@ async fn fetcher_killed_mid_listing_is_reported_by_its_successor() {
     assert_eq!(line["holder"], record.0.as_str(), "{line}");
     assert_eq!(line["limit"], 7, "{line}");
     assert!(
-        line["started_at"].as_str().is_some_and(|t| t.ends_with('Z')),
+        line["started_at"]
+            .as_str()
+            .is_some_and(|t| t.ends_with('Z')),
         "{line}"
     );
     let metrics = reqwest::get(format!("http://{b_addr}/metrics"))
@@ -130,9 +132,11 @@ async fn fetcher_killed_mid_listing_is_reported_by_its_successor() {
     // Reported once, not at every step: B lists five more times, and still one report.
     let listings = || async { list_requests(&b_addr).await };
     let before = listings().await;
-    eventually(Duration::from_secs(20), "five more listings by B", || async {
-        (listings().await >= before + 5.0).then_some(())
-    })
+    eventually(
+        Duration::from_secs(20),
+        "five more listings by B",
+        || async { (listings().await >= before + 5.0).then_some(()) },
+    )
     .await;
     assert_eq!(report_lines(&b.log_text()).len(), 1, "{}", b.log_text());
     drop(b);
