@@ -1,18 +1,19 @@
 # syntax=docker/dockerfile:1
-# One image for the three binaries (fetcher, executor, simulator): `command:` picks one.
+# One image for the binaries (fetcher, executor, simulator, and recipe-check to test a recipe file against
+# the image's Chromium): `command:` picks one.
 # Build: docker build -t podcast-worker .   (docker compose builds it for you)
 
 FROM rust:1.95-bookworm AS build
 WORKDIR /src
-# The whole context (.dockerignore drops target/ and .git): the manifest names bin/*, tests/it, and the
-# recipes/ data directory is taken from here (empty if the repository has none yet; mount your own).
+# The whole context (.dockerignore drops target/, .git, .env files and secrets/): the manifest names bin/*,
+# tests/it, and the recipes/ data directory is taken from here (empty if the repository has none yet).
 COPY . .
 RUN mkdir -p recipes
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
-    cargo build --release --locked --bins \
+    cargo build --release --locked --workspace --bins \
     && mkdir -p /out \
-    && cp target/release/fetcher target/release/executor target/release/simulator /out/
+    && cp target/release/fetcher target/release/executor target/release/simulator target/release/recipe-check /out/
 
 FROM debian:bookworm-slim AS runtime
 # chromium: the executor's browser (launched as /usr/lib/chromium/chromium, not the /usr/bin wrapper);

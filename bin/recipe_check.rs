@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use podcast_worker::config::{BrowserSettings, ImageSettings, MailSettings, Source, TotpSettings};
+use podcast_worker::config::{RecipeSettings, Source};
 use podcast_worker::{recipe, telemetry};
 
 const USAGE: &str = "usage: recipe-check <recipe.toml> <task.json> [screenshots-dir]";
@@ -17,14 +17,7 @@ async fn main() -> ExitCode {
         eprintln!("{USAGE}\nSee docs/recipes.md.");
         return ExitCode::from(2);
     }
-    let settings = Source::from_env().and_then(|src| {
-        Ok(recipe::CheckSettings {
-            browser: BrowserSettings::from_source(&src)?,
-            mail: MailSettings::from_source(&src)?,
-            image: ImageSettings::from_source(&src)?,
-            totp: TotpSettings::from_source(&src)?,
-        })
-    });
+    let settings = Source::from_env().and_then(|src| RecipeSettings::from_source(&src));
     let settings = match settings {
         Ok(s) => s,
         Err(e) => {

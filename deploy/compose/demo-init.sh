@@ -1,7 +1,7 @@
 #!/bin/sh
 # Demo only: a throw-away CA and a certificate for the host `mail` (Dovecot's IMAPS), made once into
 # /demo-certs. The executors trust ca.pem through PW_IMAP_CA_FILE. Never use these outside the demo.
-# DEMO_CERTS and DEMO_MAIL move the two directories (tests/it/compose.rs runs this script in a temp dir).
+# DEMO_CERTS and DEMO_MAIL move the two directories (tests/it/compose_stack.rs runs this script in a temp dir).
 set -eu
 certs=${DEMO_CERTS:-/demo-certs}
 mail=${DEMO_MAIL:-/srv/mail}

@@ -1,106 +1,27 @@
-//! The browser pool's and recipe runner's variables ([`BROWSER_VARS`]) and their section [`BrowserSettings`].
-//! Owned by the browser work; the executor passes the section to `browser` and maps it onto the recipe options.
+//! The browser pool's and recipe runner's section ([`BrowserSettings`]). The executor passes it to `browser`
+//! and maps it onto the recipe options.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::source::{ConfigError, Source};
-use super::{Role, Var};
+use super::source::{ConfigError, Source, invalid};
+use super::var::*;
 
-const E: Role = Role::Executor;
-
-macro_rules! var {
-    ($id:ident, $name:literal, $default:expr, $help:literal) => {
-        #[doc = $help]
-        pub const $id: Var = Var {
-            name: $name,
-            default: $default,
-            secret: false,
-            roles: &[E],
-            help: $help,
-        };
-    };
+vars! {
+    /// Every browser and recipe runner variable (executor only).
+    BROWSER_VARS;
+    CHROMIUM_PATH: PathBuf = path().or("/usr/lib/chromium/chromium"), [E], "Chromium binary; the real one, not Debian's /usr/bin/chromium wrapper";
+    CHROMIUM_ARGS: Vec<String> = list().or(""), [E], "Extra Chromium flags without leading --, comma-separated (e.g. proxy-server=http://p:3128)";
+    BROWSER_PROFILE_ROOT: PathBuf = path().or("/tmp/podcast-worker-chromium"), [E], "Per-host directory of browser profiles; leftovers of killed executors under it are cleaned at start-up";
+    BROWSER_MAX_TASKS: u64 = int(1, 1_000_000).or("50"), [E], "Tasks after which a browser is replaced by a fresh one";
+    BROWSER_MAX_PSS_MB: u64 = int(100, 1_000_000).or("1500"), [E], "Summed PSS of a browser's process tree above which it is replaced";
+    BROWSER_LAUNCH_TIMEOUT_MS: Duration = millis(1, WEEK_MS).or("20000"), [E], "Limit of one Chromium start";
+    STEP_TIMEOUT_MS: Duration = millis(1, WEEK_MS).or("30000"), [E], "Default limit of one recipe step (a step may set its own timeout_ms)";
+    RECIPE_TIMEOUT_SECS: Duration = secs(1, MONTH_SECS).or("540"), [E], "Limit of one recipe run; keep it under PW_TASK_TIMEOUT_SECS so failure artifacts are still saved";
+    ARTIFACTS_DIR: PathBuf = path().or("artifacts"), [E], "Where a failed step's screenshot, HTML and step log go, in a folder per task id";
+    RECIPES_DIR: PathBuf = path().or("recipes"), [E], "Directory of recipe files (*.toml), one per platform family; validated at start-up";
 }
-
-/// Names of the browser variables.
-pub mod browser_vars {
-    use super::*;
-    var!(
-        CHROMIUM_PATH,
-        "PW_CHROMIUM_PATH",
-        Some("/usr/lib/chromium/chromium"),
-        "Chromium binary; the real one, not Debian's /usr/bin/chromium wrapper"
-    );
-    var!(
-        CHROMIUM_ARGS,
-        "PW_CHROMIUM_ARGS",
-        Some(""),
-        "Extra Chromium flags without leading --, comma-separated (e.g. proxy-server=http://p:3128)"
-    );
-    var!(
-        BROWSER_PROFILE_ROOT,
-        "PW_BROWSER_PROFILE_ROOT",
-        Some("/tmp/podcast-worker-chromium"),
-        "Per-host directory of browser profiles; leftovers of killed executors under it are cleaned at start-up"
-    );
-    var!(
-        BROWSER_MAX_TASKS,
-        "PW_BROWSER_MAX_TASKS",
-        Some("50"),
-        "Tasks after which a browser is replaced by a fresh one"
-    );
-    var!(
-        BROWSER_MAX_PSS_MB,
-        "PW_BROWSER_MAX_PSS_MB",
-        Some("1500"),
-        "Summed PSS of a browser's process tree above which it is replaced"
-    );
-    var!(
-        BROWSER_LAUNCH_TIMEOUT_MS,
-        "PW_BROWSER_LAUNCH_TIMEOUT_MS",
-        Some("20000"),
-        "Limit of one Chromium start"
-    );
-    var!(
-        STEP_TIMEOUT_MS,
-        "PW_STEP_TIMEOUT_MS",
-        Some("30000"),
-        "Default limit of one recipe step (a step may set its own timeout_ms)"
-    );
-    var!(
-        RECIPE_TIMEOUT_SECS,
-        "PW_RECIPE_TIMEOUT_SECS",
-        Some("540"),
-        "Limit of one recipe run; keep it under PW_TASK_TIMEOUT_SECS so failure artifacts are still saved"
-    );
-    var!(
-        ARTIFACTS_DIR,
-        "PW_ARTIFACTS_DIR",
-        Some("artifacts"),
-        "Where a failed step's screenshot, HTML and step log go, in a folder per task id"
-    );
-    var!(
-        RECIPES_DIR,
-        "PW_RECIPES_DIR",
-        Some("recipes"),
-        "Directory of recipe files (*.toml), one per platform family; validated at start-up"
-    );
-}
-use browser_vars::*;
-
-/// Every variable of the browser pool and recipe runner.
-pub const BROWSER_VARS: &[Var] = &[
-    CHROMIUM_PATH,
-    CHROMIUM_ARGS,
-    BROWSER_PROFILE_ROOT,
-    BROWSER_MAX_TASKS,
-    BROWSER_MAX_PSS_MB,
-    BROWSER_LAUNCH_TIMEOUT_MS,
-    STEP_TIMEOUT_MS,
-    RECIPE_TIMEOUT_SECS,
-    ARTIFACTS_DIR,
-    RECIPES_DIR,
-];
+use vars::*;
 
 /// Browser pool and recipe runner settings.
 #[derive(Debug, Clone)]
@@ -133,25 +54,25 @@ impl BrowserSettings {
     /// # Errors
     /// The first [`ConfigError`], naming the variable.
     pub fn from_source(src: &Source) -> Result<Self, ConfigError> {
-        let extra_args = src.list(&CHROMIUM_ARGS);
+        let extra_args = src.get(&CHROMIUM_ARGS)?;
         if let Some(bad) = extra_args.iter().find(|a| a.starts_with('-')) {
-            return Err(super::source::invalid(
+            return Err(invalid(
                 &CHROMIUM_ARGS,
                 bad,
                 "flags without the leading -- (it is added)",
             ));
         }
         Ok(Self {
-            chromium_path: src.required(&CHROMIUM_PATH)?.into(),
+            chromium_path: src.get(&CHROMIUM_PATH)?,
             extra_args,
-            profile_root: src.required(&BROWSER_PROFILE_ROOT)?.into(),
-            max_tasks: src.int_in(&BROWSER_MAX_TASKS, 1, 1_000_000)? as u32,
-            max_pss_bytes: src.int_in(&BROWSER_MAX_PSS_MB, 100, 1_000_000)? * 1024 * 1024,
-            launch_timeout: src.millis(&BROWSER_LAUNCH_TIMEOUT_MS)?,
-            step_timeout: src.millis(&STEP_TIMEOUT_MS)?,
-            recipe_timeout: src.secs(&RECIPE_TIMEOUT_SECS)?,
-            artifacts_dir: src.required(&ARTIFACTS_DIR)?.into(),
-            recipes_dir: src.required(&RECIPES_DIR)?.into(),
+            profile_root: src.get(&BROWSER_PROFILE_ROOT)?,
+            max_tasks: src.get(&BROWSER_MAX_TASKS)? as u32,
+            max_pss_bytes: src.get(&BROWSER_MAX_PSS_MB)? * 1024 * 1024,
+            launch_timeout: src.get(&BROWSER_LAUNCH_TIMEOUT_MS)?,
+            step_timeout: src.get(&STEP_TIMEOUT_MS)?,
+            recipe_timeout: src.get(&RECIPE_TIMEOUT_SECS)?,
+            artifacts_dir: src.get(&ARTIFACTS_DIR)?,
+            recipes_dir: src.get(&RECIPES_DIR)?,
         })
     }
 

@@ -1,18 +1,73 @@
 //! Configuration: every setting is an environment variable with the `PW_` prefix (or a line of the optional
 //! `PW_CONFIG_FILE`), parsed once into typed per-role sections and validated at start-up. The only module that
 //! reads the environment. Secrets may also come from `<NAME>_FILE`; none can be given on the command line.
+//!
+//! Each section has its file, and each variable is one line of that file's `vars!` block ([`var`]): the line
+//! gives the constant in [`vars`], the `--help` line, the README table row and the parser. To add a variable,
+//! add its line and read it with [`Source::get`] in the section's `from_source`.
 
+#[macro_use]
+mod var;
+
+mod api;
 mod browser;
+mod executor;
+mod fetcher;
+mod image;
+mod log;
 mod mail;
-mod sections;
+mod metrics;
+mod roles;
 mod simulator;
 mod source;
+mod streams;
+mod totp;
 
-pub use browser::*;
-pub use mail::*;
-pub use sections::*;
+pub use api::{API_VARS, ApiSettings};
+pub use browser::{BROWSER_VARS, BrowserSettings};
+pub use executor::{EXECUTOR_VARS, ExecutorSettings, OutboxKey, default_consumer_name};
+pub use fetcher::{FETCHER_VARS, FetcherSettings};
+pub use image::{IMAGE_VARS, ImageSettings};
+pub use log::{LOG_VARS, LogFormat, LogSettings};
+pub use mail::{MAIL_VARS, MailSettings};
+pub use metrics::{METRICS_VARS, MetricsSettings};
+pub use roles::{ExecutorConfig, FetcherConfig, RecipeSettings};
 pub use simulator::*;
-pub use source::{ConfigError, Source};
+pub use source::{ConfigError, SOURCE_VARS, Source};
+pub use streams::{STREAM_VARS, StreamSettings};
+pub use totp::{TOTP_VARS, TotpSettings};
+pub use var::{Setting, Var};
+
+/// Every variable of the fetcher and executor, by name (`vars::REDIS_URL` is `PW_REDIS_URL`).
+pub mod vars {
+    pub use super::api::vars::*;
+    pub use super::browser::vars::*;
+    pub use super::executor::vars::*;
+    pub use super::fetcher::vars::*;
+    pub use super::image::vars::*;
+    pub use super::log::vars::*;
+    pub use super::mail::vars::*;
+    pub use super::metrics::vars::*;
+    pub use super::source::vars::*;
+    pub use super::streams::vars::*;
+    pub use super::totp::vars::*;
+}
+
+/// Every section's list of variables, in `--help` and README order.
+const SECTIONS: &[&[Var]] = &[
+    SOURCE_VARS,
+    LOG_VARS,
+    STREAM_VARS,
+    API_VARS,
+    FETCHER_VARS,
+    EXECUTOR_VARS,
+    METRICS_VARS,
+    BROWSER_VARS,
+    MAIL_VARS,
+    IMAGE_VARS,
+    TOTP_VARS,
+    SIMULATOR_VARS,
+];
 
 /// Which binary a variable applies to (for `--help` and the README table).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,21 +78,6 @@ pub enum Role {
     Executor,
     /// `simulator`.
     Simulator,
-}
-
-/// One documented setting. The list of all of them is [`VARS`]; the README table is checked against it.
-#[derive(Debug, Clone, Copy)]
-pub struct Var {
-    /// Environment variable name, `PW_…`.
-    pub name: &'static str,
-    /// Default when unset; `None` means required (or optional where the help says so).
-    pub default: Option<&'static str>,
-    /// A secret: never echoed in errors; may be read from `<name>_FILE`.
-    pub secret: bool,
-    /// Binaries that read it.
-    pub roles: &'static [Role],
-    /// One line for `--help` and the README.
-    pub help: &'static str,
 }
 
 /// Help text listing every variable one binary reads, with defaults.
@@ -77,8 +117,5 @@ pub fn handle_args(binary: &str, role: Role, about: &str) -> Result<(), ConfigEr
 
 /// Every documented variable of every binary.
 pub fn all_vars() -> impl Iterator<Item = &'static Var> {
-    VARS.iter()
-        .chain(SIMULATOR_VARS.iter())
-        .chain(BROWSER_VARS.iter())
-        .chain(MAIL_VARS.iter())
+    SECTIONS.iter().flat_map(|section| section.iter())
 }

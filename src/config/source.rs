@@ -8,6 +8,13 @@ use std::time::Duration;
 use secrecy::SecretString;
 
 use super::Var;
+use super::var::*;
+
+vars! {
+    /// The variable naming the optional config file.
+    SOURCE_VARS;
+    CONFIG_FILE: Option<std::path::PathBuf> = optional_path(), [F, E, S], "Optional file of KEY=VALUE lines read before the environment";
+}
 
 /// A configuration problem found at start-up.
 #[derive(Debug, thiserror::Error)]
@@ -70,9 +77,9 @@ impl Source {
             .filter(|(k, _)| k.starts_with("PW_"))
             .collect();
         let mut values = HashMap::new();
-        if let Some(path) = env.get("PW_CONFIG_FILE") {
+        if let Some(path) = env.get(vars::CONFIG_FILE.name) {
             let text = std::fs::read_to_string(path).map_err(|source| ConfigError::File {
-                var: "PW_CONFIG_FILE".into(),
+                var: vars::CONFIG_FILE.name.into(),
                 path: path.clone(),
                 source,
             })?;

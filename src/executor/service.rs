@@ -101,11 +101,12 @@ pub async fn run_service(
 /// Chromium); otherwise a missing or invalid recipe stops start-up.
 fn build_drivers(config: &ExecutorConfig) -> Result<(Drivers, Option<BrowserPool>), ServiceError> {
     let synthetic = drivers_from_config(&config.executor);
-    if !config.executor.synthetic_domains.is_empty() && !config.browser.recipes_dir.is_dir() {
+    if !config.executor.synthetic_domains.is_empty() && !config.recipe.browser.recipes_dir.is_dir()
+    {
         tracing::info!(domains = ?synthetic.domains(), "synthetic driver only (no recipes directory)");
         return Ok((synthetic, None));
     }
-    let recipes = crate::recipe::setup(&config.browser, &config.mail, &config.image, config.totp)?;
+    let recipes = crate::recipe::setup(&config.recipe)?;
     let mut drivers = Drivers::new();
     for domain in recipes.drivers.domains().iter().chain(&synthetic.domains()) {
         if let Some(d) = synthetic

@@ -9,21 +9,8 @@ use secrecy::ExposeSecret;
 use super::driver::{RecipeDriver, RecipeEnv, RunOutcome, StepHook};
 use super::{Step, parse_recipe};
 use crate::browser::{BrowserPool, Session};
-use crate::config::{BrowserSettings, ImageSettings, MailSettings, TotpSettings};
+use crate::config::RecipeSettings;
 use crate::task::{Registration, Task};
-
-/// Everything the check needs besides its files.
-#[derive(Debug, Clone)]
-pub struct CheckSettings {
-    /// Browser pool (its artifacts directory receives failure artifacts as usual).
-    pub browser: BrowserSettings,
-    /// IMAP, for `wait_mail` steps.
-    pub mail: MailSettings,
-    /// `image_url` limits.
-    pub image: ImageSettings,
-    /// TOTP.
-    pub totp: TotpSettings,
-}
 
 /// Why the check could not run at all (a failing step is a [`RunOutcome`] error instead).
 #[derive(Debug, thiserror::Error)]
@@ -68,7 +55,7 @@ impl StepHook for Screenshots {
 /// # Errors
 /// [`CheckError`] when the files or the set-up are unusable.
 pub async fn check(
-    settings: &CheckSettings,
+    settings: &RecipeSettings,
     recipe_file: &Path,
     task_file: &Path,
     screenshots: &Path,

@@ -17,7 +17,7 @@ use std::time::Duration;
 use regex::Regex;
 
 pub use artifacts::StepLog;
-pub use check::{CheckError, CheckSettings, check, describe};
+pub use check::{CheckError, check, describe};
 pub use driver::{RecipeDriver, RecipeEnv, RunOutcome, StepHook};
 pub use parse::{TASK_VARS, parse_recipe};
 pub use setup::{RecipeSetup, SetupError, setup};

@@ -4,7 +4,7 @@
 use super::driver::RecipeEnv;
 use super::{RecipeError, drivers, load_dir};
 use crate::browser::{BrowserError, BrowserPool};
-use crate::config::{BrowserSettings, ImageSettings, MailSettings, TotpSettings};
+use crate::config::RecipeSettings;
 use crate::driver::Drivers;
 use crate::mailbox::MailError;
 
@@ -36,15 +36,15 @@ pub struct RecipeSetup {
 ///
 /// # Errors
 /// [`SetupError`]; an invalid recipe names its file and step.
-pub fn setup(
-    browser: &BrowserSettings,
-    mail: &MailSettings,
-    image: &ImageSettings,
-    totp: TotpSettings,
-) -> Result<RecipeSetup, SetupError> {
-    let recipes = load_dir(&browser.recipes_dir)?;
-    let pool = BrowserPool::new(browser.clone())?;
-    let env = RecipeEnv::new(pool.clone(), mail, image.clone(), totp)?;
+pub fn setup(settings: &RecipeSettings) -> Result<RecipeSetup, SetupError> {
+    let recipes = load_dir(&settings.browser.recipes_dir)?;
+    let pool = BrowserPool::new(settings.browser.clone())?;
+    let env = RecipeEnv::new(
+        pool.clone(),
+        &settings.mail,
+        settings.image.clone(),
+        settings.totp,
+    )?;
     for r in &recipes {
         tracing::info!(recipe = %r.name, site = %r.site, domains = ?r.domains, "recipe loaded");
     }

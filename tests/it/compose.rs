@@ -1,193 +1,141 @@
-//! The deployable stack, checked without a Docker engine: docker-compose.yml, the Dockerfile and the
-//! Kubernetes manifests parse; mounted files exist; environment names and values are ones the binaries
-//! accept; ports agree with the binaries' defaults and with Prometheus; executors can be scaled.
+//! The compose stack, checked without a Docker engine: the production file meets
+//! `helpers::compose_policy` and each of its rules rejects a file broken on purpose; the image installs every
+//! binary. Scripts, environments and mounts: compose_stack.rs. docker-compose 1.29's `config`:
+//! scripts/deploy-check.
 
-use std::collections::BTreeSet;
-
-use podcast_worker::config::{
-    ExecutorConfig, FetcherConfig, MetricsSettings, Role, SimulatorConfig, Source, all_vars,
-};
-use podcast_worker::streams::{GROUP, StreamKeys};
-use podcast_worker::task::Site;
 use serde_yaml_ng::Value;
 
-use crate::helpers::compose::{DemoMail, port_of, service_env, strings, yaml, yaml_docs};
+use crate::helpers::compose::{strings, yaml};
+use crate::helpers::compose_policy::{BASE, compose_policy, known_vars, read_repo, real_policy};
 use crate::helpers::monitoring::repo_file;
 
-const OUR_IMAGE: &str = "podcast-worker:local";
-
-/// Variable names the binaries read: each name, and `<NAME>_FILE` for secrets.
-fn known_vars() -> BTreeSet<String> {
-    all_vars()
-        .flat_map(|v| {
-            let file = v.secret.then(|| format!("{}_FILE", v.name));
-            std::iter::once(v.name.to_owned()).chain(file)
-        })
-        .collect()
-}
-
-fn source(env: &std::collections::BTreeMap<String, String>) -> Source {
-    Source::from_pairs(env.iter().map(|(k, v)| (k.clone(), v.clone())))
+#[test]
+fn compose_production_file_meets_the_policy() {
+    let violations = real_policy(&yaml(BASE));
+    assert!(violations.is_empty(), "{violations:#?}");
 }
 
 #[test]
-fn compose_mounts_only_files_that_exist() {
-    let compose = yaml("docker-compose.yml");
-    let services = compose["services"].as_mapping().unwrap();
-    let named: BTreeSet<&str> = compose["volumes"]
-        .as_mapping()
-        .unwrap()
-        .keys()
-        .map(|k| k.as_str().unwrap())
-        .collect();
-    for (name, svc) in services {
-        let name = name.as_str().unwrap();
-        for volume in strings(&svc["volumes"]) {
-            let source = volume.split(':').next().unwrap();
-            if source.starts_with('.') || source.starts_with('/') {
-                assert!(
-                    repo_file(source).exists(),
-                    "{name} mounts {source}, which does not exist"
-                );
-            } else {
-                assert!(named.contains(source), "{name}: undeclared volume {source}");
+fn compose_policy_rejects_each_production_mistake() {
+    type Mutation = fn(&mut Value);
+    let cases: &[(&str, Mutation)] = &[
+        ("starts without PW_API_BASE_URL", |c| {
+            let defaulted: Value = "${PW_API_BASE_URL:-https://manager.example/api}".into();
+            c["x-worker-env"]["PW_API_BASE_URL"] = defaulted.clone();
+            for svc in ["fetcher", "executor"] {
+                c["services"][svc]["environment"]["PW_API_BASE_URL"] = defaulted.clone();
             }
-        }
-        if svc["build"].as_str() == Some(".") {
-            assert!(repo_file("Dockerfile").exists());
-        }
-    }
-}
-
-#[test]
-fn compose_environment_names_and_values_are_accepted_by_the_binaries() {
-    let compose = yaml("docker-compose.yml");
-    let known = known_vars();
-    for (name, svc) in compose["services"].as_mapping().unwrap() {
-        if svc["image"].as_str() != Some(OUR_IMAGE) || svc["environment"].is_null() {
-            continue;
-        }
-        let name = name.as_str().unwrap();
-        for var in service_env(&compose, name).keys() {
-            assert!(known.contains(var), "{name}: {var} is read by no binary");
-        }
-    }
-    // The defaults form a configuration each binary accepts.
-    FetcherConfig::from_source(&source(&service_env(&compose, "fetcher")))
-        .unwrap_or_else(|e| panic!("fetcher: {e}"));
-    ExecutorConfig::from_source(&source(&service_env(&compose, "executor")))
-        .unwrap_or_else(|e| panic!("executor: {e}"));
-    SimulatorConfig::from_source(&source(&service_env(&compose, "simulator")))
-        .unwrap_or_else(|e| panic!("simulator: {e}"));
-}
-
-#[test]
-fn compose_ports_agree_with_the_binaries_and_prometheus() {
-    let compose = yaml("docker-compose.yml");
-    let prom = yaml("prometheus/prometheus.yml");
-    let scrape_port = |job: &str| -> u16 {
-        let jobs = prom["scrape_configs"].as_sequence().unwrap();
-        let j = jobs.iter().find(|j| j["job_name"] == job).unwrap();
-        match j["dns_sd_configs"][0]["port"].as_u64() {
-            Some(p) => p as u16,
-            None => port_of(j["static_configs"][0]["targets"][0].as_str().unwrap()),
-        }
-    };
-    for (service, role) in [("fetcher", Role::Fetcher), ("executor", Role::Executor)] {
-        let env = service_env(&compose, service);
-        let port = port_of(&env["PW_METRICS_ADDR"]);
-        let default = MetricsSettings::from_source(&Source::default(), role).unwrap();
-        assert_eq!(
-            port,
-            default.addr.port(),
-            "{service}: not the binary's default port"
-        );
-        assert_eq!(
-            port,
-            scrape_port(service),
-            "{service}: Prometheus scrapes another port"
-        );
-        assert!(strings(&compose["services"][service]["expose"]).contains(&port.to_string()));
-        let names = prom["scrape_configs"].as_sequence().unwrap();
-        let job = names.iter().find(|j| j["job_name"] == service).unwrap();
-        assert_eq!(
-            strings(&job["dns_sd_configs"][0]["names"]),
-            vec![service.to_owned()]
-        );
-    }
-    let sim = service_env(&compose, "simulator");
-    let sim_port = port_of(&sim["PW_SIM_LISTEN"]);
-    assert_eq!(sim_port, scrape_port("simulator"));
-    let api = &service_env(&compose, "executor")["PW_API_BASE_URL"];
-    assert_eq!(
-        api,
-        &format!(
-            "http://simulator:{sim_port}{}",
-            podcast_worker::simulator::BASE_PATH
-        )
-    );
-    assert_eq!(
-        service_env(&compose, "executor")["PW_API_KEY"],
-        sim["PW_SIM_API_KEY"],
-        "the demo workers and simulator must share the API key"
-    );
-}
-
-#[test]
-fn compose_executor_scales_and_redis_is_durable() {
-    let compose = yaml("docker-compose.yml");
-    let executor = &compose["services"]["executor"];
-    assert!(
-        executor["container_name"].is_null(),
-        "a fixed name stops --scale"
-    );
-    assert!(executor["ports"].is_null(), "a host port stops --scale");
-    assert_eq!(
-        executor["init"].as_bool(),
-        Some(true),
-        "Chromium needs an init"
-    );
-    assert_eq!(
-        compose["services"]["fetcher"]["deploy"]["replicas"].as_u64(),
-        Some(2)
-    );
-    let redis = strings(&compose["services"]["redis"]["command"]).join(" ");
-    for flag in [
-        "--appendonly yes",
-        "--appendfsync everysec",
-        "--maxmemory-policy noeviction",
-    ] {
-        assert!(redis.contains(flag), "redis lacks {flag}: {redis}");
-    }
-    assert!(
-        strings(&compose["services"]["redis"]["volumes"])
-            .iter()
-            .any(|v| v.ends_with(":/data"))
-    );
-    for demo in ["simulator", "mail", "demo-init"] {
-        assert_eq!(
-            strings(&compose["services"][demo]["profiles"]),
-            vec!["demo"]
-        );
-    }
-    for core in ["redis", "fetcher", "executor", "prometheus", "grafana"] {
+        }),
+        ("PW_OUTBOX_KEY is a secret in the environment", |c| {
+            c["services"]["executor"]["environment"]["PW_OUTBOX_KEY"] = "x".into();
+        }),
+        ("PW_REDIS_URL carries a password in a URL", |c| {
+            c["services"]["executor"]["environment"]["PW_REDIS_URL"] =
+                "redis://:pw@redis:6379".into();
+        }),
+        ("reads secret outbox_key, not given", |c| {
+            c["services"]["executor"]["secrets"] =
+                Value::Sequence(vec!["api_key".into(), "redis_url".into()]);
+        }),
+        ("a demo value (/demo-certs)", |c| {
+            c["services"]["executor"]["environment"]["PW_IMAP_CA_FILE"] =
+                "${PW_IMAP_CA_FILE:-/demo-certs/ca.pem}".into();
+        }),
+        ("PW_IMAGE_ALLOW_PRIVATE=true is for the demo only", |c| {
+            c["services"]["executor"]["environment"]["PW_IMAGE_ALLOW_PRIVATE"] = "true".into();
+        }),
+        ("production services must be", |c| {
+            c["services"]["mail"] = c["services"]["redis"].clone();
+        }),
+        ("redis: no --maxmemory", |c| {
+            let cmd = strings(&c["services"]["redis"]["command"]);
+            let i = cmd.iter().position(|a| a == "--maxmemory").unwrap();
+            let kept: Vec<Value> = cmd
+                .iter()
+                .enumerate()
+                .filter(|(j, _)| *j != i && *j != i + 1)
+                .map(|(_, a)| a.as_str().into())
+                .collect();
+            c["services"]["redis"]["command"] = Value::Sequence(kept);
+        }),
+        ("redis: --maxmemory-policy noeviction missing", |c| {
+            let cmd: Vec<Value> = strings(&c["services"]["redis"]["command"])
+                .iter()
+                .map(|a| a.replace("noeviction", "allkeys-lru").into())
+                .collect();
+            c["services"]["redis"]["command"] = Value::Sequence(cmd);
+        }),
+        ("redis: no password", |c| {
+            c["services"]["redis"]["secrets"] = Value::Sequence(vec![]);
+        }),
+        ("grafana: no memory limit", |c| {
+            c["services"]["grafana"]
+                .as_mapping_mut()
+                .unwrap()
+                .remove("mem_limit");
+        }),
+        ("prometheus: logs not rotated", |c| {
+            c["services"]["prometheus"]
+                .as_mapping_mut()
+                .unwrap()
+                .remove("logging");
+        }),
+        ("grafana: port 3000:3000 listens beyond 127.0.0.1", |c| {
+            c["services"]["grafana"]["ports"] = Value::Sequence(vec!["3000:3000".into()]);
+        }),
+        ("grafana: the admin password must come from a secret", |c| {
+            c["services"]["grafana"]["environment"]
+                .as_mapping_mut()
+                .unwrap()
+                .remove("GF_SECURITY_ADMIN_PASSWORD__FILE");
+        }),
+        ("executor: memory limit under PW_BROWSER_MAX_PSS_MB", |c| {
+            c["services"]["executor"]["mem_limit"] = "1g".into();
+        }),
+        (
+            "executor: PW_SHUTDOWN_GRACE_SECS 60 cuts off registrations",
+            |c| {
+                c["services"]["executor"]["environment"]["PW_SHUTDOWN_GRACE_SECS"] = 60.into();
+            },
+        ),
+        ("executor: stop_grace_period 90 s under the drain", |c| {
+            c["services"]["executor"]["stop_grace_period"] = "90s".into();
+        }),
+        ("executor: needs init: true", |c| {
+            c["services"]["executor"]["init"] = false.into();
+        }),
+    ];
+    for (expected, mutate) in cases {
+        let mut raw = yaml(BASE);
+        mutate(&mut raw);
+        let violations = real_policy(&raw);
         assert!(
-            compose["services"][core]["profiles"].is_null(),
-            "{core} must run by default"
+            violations.iter().any(|v| v.contains(expected)),
+            "a file with \"{expected}\" passed: {violations:#?}"
         );
     }
-    let grafana = strings(&compose["services"]["grafana"]["volumes"]);
-    assert!(grafana.contains(&"./grafana/provisioning:/etc/grafana/provisioning:ro".to_owned()));
-    let provider = yaml("grafana/provisioning/dashboards/provider.yml");
-    let path = provider["providers"][0]["options"]["path"]
-        .as_str()
-        .unwrap();
-    assert!(grafana.contains(&format!("./grafana/dashboards:{path}:ro")));
+    let raw = yaml(BASE);
+    let dockerfile = read_repo("Dockerfile").unwrap();
+    let ignore = read_repo(".dockerignore").unwrap();
+    let without_env = ignore.replace(".env\n", "");
+    let v = compose_policy(&raw, &dockerfile, &without_env, &read_repo);
+    assert!(v.iter().any(|x| x.contains("lets .env into")), "{v:#?}");
+    let v = compose_policy(
+        &raw,
+        &dockerfile.replace(" target/release/recipe-check", ""),
+        &ignore,
+        &read_repo,
+    );
+    assert!(
+        v.iter()
+            .any(|x| x.contains("recipe-check is not in the image")),
+        "{v:#?}"
+    );
 }
 
 #[test]
 fn compose_dockerfile_is_multi_stage_with_chromium_and_an_init() {
-    let text = std::fs::read_to_string(repo_file("Dockerfile")).unwrap();
+    let text = read_repo("Dockerfile").unwrap();
     assert!(text.contains("FROM rust:1.95-bookworm AS build"));
     assert!(text.contains("FROM debian:bookworm-slim"));
     for needed in ["chromium", "tini", "ENTRYPOINT [\"/usr/bin/tini\""] {
@@ -202,6 +150,13 @@ fn compose_dockerfile_is_multi_stage_with_chromium_and_an_init() {
             assert!(repo_file(src).exists(), "Dockerfile copies missing {src}");
         }
     }
+    let bins = toml_bins();
+    for bin in &bins {
+        assert!(
+            text.contains(&format!("target/release/{bin}")),
+            "the image lacks {bin}"
+        );
+    }
     for var in text
         .split_whitespace()
         .filter_map(|w| w.split_once('='))
@@ -213,109 +168,14 @@ fn compose_dockerfile_is_multi_stage_with_chromium_and_an_init() {
     }
 }
 
-#[test]
-fn compose_kubernetes_manifests_parse_and_scale_on_the_task_streams() {
-    let dir = repo_file("deploy/kubernetes");
-    let kustomization = yaml("deploy/kubernetes/kustomization.yaml");
-    let known = known_vars();
-    let mut kinds = Vec::new();
-    for file in strings(&kustomization["resources"]) {
-        assert!(
-            dir.join(&file).exists(),
-            "kustomization lists missing {file}"
-        );
-        for doc in yaml_docs(&format!("deploy/kubernetes/{file}")) {
-            let kind = doc["kind"].as_str().unwrap().to_owned();
-            if kind == "Deployment" {
-                let c = &doc["spec"]["template"]["spec"]["containers"][0];
-                for env in c["env"].as_sequence().unwrap() {
-                    let var = env["name"].as_str().unwrap();
-                    assert!(known.contains(var), "{file}: {var} is read by no binary");
-                }
-            }
-            if kind == "ConfigMap" {
-                for var in doc["data"].as_mapping().unwrap().keys() {
-                    assert!(known.contains(var.as_str().unwrap()), "{file}: {var:?}");
-                }
-            }
-            kinds.push((kind, doc));
-        }
-    }
-    let find = |kind: &str, name: &str| {
-        kinds
-            .iter()
-            .find(|(k, d)| k == kind && d["metadata"]["name"] == name)
-            .map(|(_, d)| d.clone())
-            .unwrap_or_else(|| panic!("no {kind} {name}"))
-    };
-    let fetcher = find("Deployment", "podcast-worker-fetcher");
-    assert_eq!(fetcher["spec"]["replicas"].as_u64(), Some(2));
-    find("Deployment", "podcast-worker-executor");
-    let scaled = find("ScaledObject", "podcast-worker-executor");
-    assert_eq!(
-        scaled["spec"]["scaleTargetRef"]["name"],
-        "podcast-worker-executor"
-    );
-    let keys = StreamKeys::new("{pw}");
-    let triggers = scaled["spec"]["triggers"].as_sequence().unwrap();
-    for site in Site::ALL {
-        for mode in ["lagCount", "pendingEntriesCount"] {
-            assert!(
-                triggers.iter().any(|t| t["type"] == "redis-streams"
-                    && t["metadata"]["stream"] == keys.tasks(site).as_str()
-                    && t["metadata"]["consumerGroup"] == GROUP
-                    && !t["metadata"][mode].is_null()),
-                "no {mode} trigger on {}",
-                keys.tasks(site)
-            );
-        }
-    }
-    let _: &Value = &find("TriggerAuthentication", "podcast-worker-redis");
-}
-
-#[tokio::test]
-async fn compose_demo_mail_server_serves_the_simulators_mailboxes_over_imaps() {
-    use podcast_worker::config::MailSettings;
-    use podcast_worker::mailbox::{MailLogin, MailQuery, Mailbox};
-
-    let demo = DemoMail::start().await;
-    let status = std::process::Command::new("openssl")
-        .args(["verify", "-CAfile"])
-        .arg(demo.ca())
-        .arg(demo.dir.path().join("certs/mail.pem"))
-        .status()
-        .unwrap();
-    assert!(
-        status.success(),
-        "the demo certificate does not chain to the demo CA"
-    );
-    demo.deliver(
-        "u1.1@demo.test",
-        "abcdefghijklmnop",
-        "Confirm your account",
-        "Your code is 424242.",
-    );
-    let mailbox = Mailbox::new(&MailSettings::for_test(demo.port, demo.ca())).unwrap();
-    let query = MailQuery {
-        from: Some("main.demo.test".into()),
-        subject: Some("confirm".into()),
-        to: Some("u1.1@demo.test".into()),
-        since: std::time::SystemTime::UNIX_EPOCH,
-        pattern: regex::Regex::new(r"code is (\d{6})").unwrap(),
-    };
-    let login = |password: &str| MailLogin {
-        user: "u1.1@demo.test".into(),
-        password: password.to_owned().into(),
-    };
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
-    let found = mailbox
-        .wait_for(&login("abcd efgh ijkl mnop"), &query, deadline)
-        .await
-        .unwrap_or_else(|e| panic!("{e}\n{}", demo.log()));
-    assert_eq!(found.value, "424242");
-    let refused = mailbox.wait_for(&login("wrong"), &query, deadline).await;
-    assert!(
-        refused.unwrap_err().is_permanent(),
-        "a wrong password must be refused"
-    );
+/// The `[[bin]]` names of Cargo.toml.
+fn toml_bins() -> Vec<String> {
+    let manifest = read_repo("Cargo.toml").unwrap();
+    let re = regex::Regex::new(r#"\[\[bin\]\]\s*name\s*=\s*"([^"]+)""#).unwrap();
+    let bins: Vec<String> = re
+        .captures_iter(&manifest)
+        .map(|c| c[1].to_owned())
+        .collect();
+    assert!(bins.len() >= 3, "no [[bin]] found in Cargo.toml");
+    bins
 }

@@ -5,6 +5,7 @@
 mod broken_listing;
 mod browser_pool;
 mod compose;
+mod compose_stack;
 mod demo_e2e;
 mod demo_mail;
 mod demo_sites;
@@ -14,6 +15,7 @@ mod executor_limits;
 mod fetcher;
 mod helpers;
 mod image;
+mod kubernetes;
 mod layering;
 mod lost_listing;
 mod mailbox;

@@ -41,3 +41,12 @@ fn readme_shows_the_test_and_demo_commands() {
         assert!(readme.contains(command), "README.md must show `{command}`");
     }
 }
+
+/// `scripts/config-table` runs this to print the rows for README.md.
+#[test]
+#[ignore = "prints the table for scripts/config-table"]
+fn print_configuration_table() {
+    for row in expected_rows() {
+        println!("{row}");
+    }
+}

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use podcast_worker::browser::BrowserPool;
-use podcast_worker::config::{ImageSettings, MailSettings, Source, TotpSettings};
+use podcast_worker::config::{ImageSettings, MailSettings, RecipeSettings, Source, TotpSettings};
 use podcast_worker::driver::{Driver, DriverError};
 use podcast_worker::recipe::{RecipeDriver, RecipeEnv, load_dir, parse_recipe};
 use podcast_worker::task::Task;
@@ -308,11 +308,9 @@ fn recipe_setup_refuses_to_start_with_an_invalid_recipe() {
     std::fs::create_dir_all(&s.recipes_dir).unwrap();
     let bad = "site = \"sub\"\ndomains = [\"b.test\"]\n[[steps]]\nclick = \"#go\"\nvalue = \"x\"\n";
     std::fs::write(s.recipes_dir.join("b.toml"), bad).unwrap();
-    let src = Source::default();
-    let mail = MailSettings::from_source(&src).unwrap();
-    let image = ImageSettings::from_source(&src).unwrap();
-    let totp = TotpSettings::from_source(&src).unwrap();
-    let err = podcast_worker::recipe::setup(&s, &mail, &image, totp)
+    let mut settings = RecipeSettings::from_source(&Source::default()).unwrap();
+    settings.browser = s;
+    let err = podcast_worker::recipe::setup(&settings)
         .unwrap_err()
         .to_string();
     assert!(
@@ -320,11 +318,11 @@ fn recipe_setup_refuses_to_start_with_an_invalid_recipe() {
         "{err}"
     );
     std::fs::write(
-        s.recipes_dir.join("b.toml"),
+        settings.browser.recipes_dir.join("b.toml"),
         bad.replace("value = \"x\"\n", ""),
     )
     .unwrap();
-    let ok = podcast_worker::recipe::setup(&s, &mail, &image, totp).unwrap();
+    let ok = podcast_worker::recipe::setup(&settings).unwrap();
     assert_eq!(ok.drivers.domains(), ["b.test"]);
 }
 

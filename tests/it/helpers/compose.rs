@@ -1,5 +1,6 @@
 //! Reading the deployment files without a Docker engine: YAML with merge keys applied, compose's
-//! `${NAME:-default}` interpolation (unset environment, so the defaults), and per-service environments.
+//! interpolation (`${A:-x}`, `${A-x}`, `${A:?msg}`) and override merge, per-service environments, and the
+//! demo mail server run for real.
 
 use std::collections::BTreeMap;
 
@@ -27,38 +28,152 @@ pub fn yaml_docs(rel: &str) -> Vec<Value> {
         .collect()
 }
 
-/// Compose interpolation with nothing set: `${A:-x}` and `${A-x}` give `x`, `${A}` and `$A` give "".
-/// Panics on `${A:?msg}`, which would stop `docker compose up` without a `.env`.
-pub fn interpolate(text: &str) -> String {
-    let re = regex::Regex::new(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?])([^}]*))?\}").unwrap();
+/// Compose interpolation with `vars` as the environment (and `.env`): `${A:-x}` gives `x` when `A` is unset
+/// or empty, `${A-x}` only when unset; `${A:?msg}` fails when unset or empty, `${A?msg}` only when unset;
+/// `${A}` gives the value or ""; `$$` is a literal `$`. The error names the variable and its message.
+pub fn interpolate(text: &str, vars: &BTreeMap<String, String>) -> Result<String, String> {
+    static RE: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        regex::Regex::new(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?])([^}]*))?\}").unwrap()
+    });
+    let re = &*RE;
+    let mut error = None;
     let out = re.replace_all(text, |c: &regex::Captures| {
+        let Some(name) = c.get(1) else {
+            return "$".to_owned();
+        };
+        let value = vars.get(name.as_str());
+        let empty = value.is_none_or(|v| v.is_empty());
         match c.get(2).map(|m| m.as_str()) {
-            Some(":-" | "-") => c[3].to_owned(),
-            Some(_) => panic!("{} is required by the compose file: {}", &c[1], &c[3]),
-            None => String::new(),
+            Some(":-") if empty => c[3].to_owned(),
+            Some("-") if value.is_none() => c[3].to_owned(),
+            Some(":?") if empty => {
+                error.get_or_insert(format!("{} is required: {}", name.as_str(), &c[3]));
+                String::new()
+            }
+            Some("?") if value.is_none() => {
+                error.get_or_insert(format!("{} is required: {}", name.as_str(), &c[3]));
+                String::new()
+            }
+            _ => value.cloned().unwrap_or_default(),
         }
     });
-    assert!(!out.contains("${"), "uninterpolated value: {text}");
-    out.replace("$$", "$")
+    match error {
+        Some(e) => Err(e),
+        None => Ok(out.into_owned()),
+    }
 }
 
-/// A service's environment, interpolated, as name → value.
+/// Every string value of a YAML tree interpolated.
+pub fn interpolate_tree(v: &Value, vars: &BTreeMap<String, String>) -> Result<Value, String> {
+    Ok(match v {
+        Value::String(s) => Value::String(interpolate(s, vars)?),
+        Value::Sequence(seq) => Value::Sequence(
+            seq.iter()
+                .map(|x| interpolate_tree(x, vars))
+                .collect::<Result<_, _>>()?,
+        ),
+        Value::Mapping(m) => {
+            let mut out = serde_yaml_ng::Mapping::new();
+            for (k, x) in m {
+                out.insert(k.clone(), interpolate_tree(x, vars)?);
+            }
+            Value::Mapping(out)
+        }
+        other => other.clone(),
+    })
+}
+
+/// Compose's merge of an override file into a base: mappings merge key by key, `command` and `entrypoint`
+/// are replaced, other sequences (volumes, ports, secrets, ...) are concatenated.
+pub fn merge_override(base: &mut Value, over: &Value) {
+    match (base, over) {
+        (Value::Mapping(b), Value::Mapping(o)) => {
+            for (k, v) in o {
+                let replace = matches!(k.as_str(), Some("command" | "entrypoint"));
+                match b.get_mut(k) {
+                    Some(existing) if !replace => merge_override(existing, v),
+                    _ => {
+                        b.insert(k.clone(), v.clone());
+                    }
+                }
+            }
+        }
+        (Value::Sequence(b), Value::Sequence(o)) => b.extend(o.iter().cloned()),
+        (b, o) => *b = o.clone(),
+    }
+}
+
+/// `KEY=value` lines of an env file (comments and blank lines skipped).
+pub fn env_file(rel: &str) -> BTreeMap<String, String> {
+    let text = std::fs::read_to_string(repo_file(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"));
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(|l| {
+            let (k, v) = l.split_once('=').unwrap_or_else(|| panic!("{rel}: {l}"));
+            (k.to_owned(), v.to_owned())
+        })
+        .collect()
+}
+
+/// A service's environment as name → value (numbers and booleans as text; empty when none).
 pub fn service_env(compose: &Value, service: &str) -> BTreeMap<String, String> {
-    let env = &compose["services"][service]["environment"];
-    let map = env
-        .as_mapping()
-        .unwrap_or_else(|| panic!("{service}: environment must be a mapping"));
+    let Some(map) = compose["services"][service]["environment"].as_mapping() else {
+        return BTreeMap::new();
+    };
     map.iter()
         .map(|(k, v)| {
             let value = match v {
-                Value::String(s) => interpolate(s),
+                Value::String(s) => s.clone(),
                 Value::Number(n) => n.to_string(),
                 Value::Bool(b) => b.to_string(),
+                Value::Null => String::new(),
                 other => panic!("{service}: odd value {other:?}"),
             };
             (k.as_str().unwrap().to_owned(), value)
         })
         .collect()
+}
+
+/// Compose files layered (first the base, then overrides), each interpolated with `vars` as compose does
+/// before merging.
+pub fn stack(files: &[&str], vars: &BTreeMap<String, String>) -> Result<Value, String> {
+    let mut merged = Value::Null;
+    for file in files {
+        let layer = interpolate_tree(&yaml(file), vars).map_err(|e| format!("{file}: {e}"))?;
+        if merged.is_null() {
+            merged = layer;
+        } else {
+            merge_override(&mut merged, &layer);
+        }
+    }
+    Ok(merged)
+}
+
+/// A compose size (`512m`, `1g`, `2560m`, `512mb`, bytes without a unit) in MiB.
+pub fn mebibytes(size: &str) -> Option<u64> {
+    let s = size.trim().to_ascii_lowercase();
+    let s = s
+        .strip_suffix('b')
+        .filter(|r| !r.ends_with(char::is_numeric))
+        .unwrap_or(&s);
+    let (digits, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: u64 = digits.parse().ok()?;
+    match unit {
+        "" => Some(n / (1024 * 1024)),
+        "k" => Some(n / 1024),
+        "m" => Some(n),
+        "g" => Some(n * 1024),
+        _ => None,
+    }
+}
+
+/// A compose duration (`660s`, `11m`, `1m30s`) in seconds.
+pub fn seconds(duration: &str) -> Option<u64> {
+    let re = regex::Regex::new(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$").unwrap();
+    let c = re.captures(duration.trim())?;
+    let part = |i: usize| c.get(i).map_or(Ok(0), |m| m.as_str().parse::<u64>());
+    Some(part(1).ok()? * 3600 + part(2).ok()? * 60 + part(3).ok()?)
 }
 
 /// The strings of a YAML sequence (empty when absent).
@@ -78,7 +193,7 @@ pub fn port_of(addr: &str) -> u16 {
     addr.rsplit_once(':').unwrap().1.parse().unwrap()
 }
 
-/// The demo profile's mail server for real: `deploy/compose/demo-init.sh` makes the certificates and mail
+/// The demo override's mail server for real: `deploy/compose/demo-init.sh` makes the certificates and mail
 /// directory in a temp dir, and `/usr/sbin/dovecot` runs `deploy/compose/dovecot.conf` with its paths moved
 /// there and IMAPS on a free port. Killed on drop.
 pub struct DemoMail {

@@ -183,8 +183,7 @@ impl DemoStack {
         };
         let cfg = ExecutorConfig::from_source(&executor_source(&parts, &self.executor_vars))
             .expect("executor config");
-        let recipes = podcast_worker::recipe::setup(&cfg.browser, &cfg.mail, &cfg.image, cfg.totp)
-            .expect("the real recipes load");
+        let recipes = podcast_worker::recipe::setup(&cfg.recipe).expect("the real recipes load");
         let executor = Executor::new(&cfg, recipes.drivers, self.metrics.clone())
             .await
             .expect("executor");

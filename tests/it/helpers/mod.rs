@@ -3,7 +3,9 @@
 #![allow(dead_code)]
 
 pub mod compose;
+pub mod compose_policy;
 pub mod executor;
+pub mod kubernetes_policy;
 pub mod mail;
 pub mod monitoring;
 pub mod streams;
