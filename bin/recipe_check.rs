@@ -25,7 +25,7 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    telemetry::init("warn,podcast_worker=info", telemetry::Format::Pretty);
+    telemetry::init("warn,podcast_worker=info", telemetry::LogFormat::Pretty);
     let shots = PathBuf::from(args.get(2).map_or("recipe-check", String::as_str));
     let run = recipe::check(&settings, args[0].as_ref(), args[1].as_ref(), &shots);
     match run.await {

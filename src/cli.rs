@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{self, ConfigError, LogFormat, LogSettings, Role, Source};
+use crate::config::{self, ConfigError, LogSettings, Role, Source};
 use crate::{shutdown, telemetry};
 
 /// One service binary: its name, role (which variables `--help` lists) and one-line description.
@@ -58,12 +58,7 @@ where
 
 /// Installs the global log subscriber the settings describe.
 pub fn init_logging(log: &LogSettings) {
-    let format = match log.format {
-        LogFormat::Auto => telemetry::Format::Auto,
-        LogFormat::Json => telemetry::Format::Json,
-        LogFormat::Pretty => telemetry::Format::Pretty,
-    };
-    telemetry::init(&log.filter, format);
+    telemetry::init(&log.filter, log.format);
 }
 
 /// The error and its causes on one line.

@@ -105,10 +105,76 @@ pub fn route(domain: &str, has_link_rss: bool, main_domains: &[String]) -> Site 
     }
 }
 
-/// Lowercases a domain and strips a leading `www.` and trailing dot, so `WWW.Anchor.fm.` matches `anchor.fm`.
+/// Normalises a platform domain: trimmed, lowercase, without a trailing dot, a leading `www.` or a `:port`
+/// suffix, so `WWW.Anchor.fm.:443` matches `anchor.fm`. This is the one normalisation of the crate: routing,
+/// driver lookup, per-domain limits and the `domain` metric label all compare domains through it. A port is
+/// dropped because a domain names a platform, not an endpoint (no recipe or limit is per port); a bracketed
+/// IPv6 literal keeps its colons.
 pub fn normalise_domain(domain: &str) -> String {
-    let d = domain.trim().trim_end_matches('.').to_ascii_lowercase();
-    d.strip_prefix("www.").map(str::to_owned).unwrap_or(d)
+    let d = domain.trim().to_ascii_lowercase();
+    let d = match d.rsplit_once(':') {
+        Some((host, port)) if !host.contains(':') && port.bytes().all(|b| b.is_ascii_digit()) => {
+            host
+        }
+        _ => d.as_str(),
+    };
+    let d = d.trim_end_matches('.');
+    d.strip_prefix("www.").unwrap_or(d).to_owned()
+}
+
+/// A platform domain, normalised once when it is made ([`normalise_domain`]); what a stream entry carries.
+/// Deserialising normalises too, so an entry written by an older fetcher compares like a new one.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize)]
+#[serde(transparent)]
+pub struct Domain(String);
+
+impl Domain {
+    /// Normalises `raw` ([`normalise_domain`]). An empty result is allowed: a task may come without one.
+    pub fn new(raw: &str) -> Self {
+        Self(normalise_domain(raw))
+    }
+
+    /// The normalised domain.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::ops::Deref for Domain {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Domain {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl PartialEq<str> for Domain {
+    fn eq(&self, other: &str) -> bool {
+        self.0 == other
+    }
+}
+
+impl PartialEq<&str> for Domain {
+    fn eq(&self, other: &&str) -> bool {
+        self.0 == *other
+    }
+}
+
+impl From<&str> for Domain {
+    fn from(raw: &str) -> Self {
+        Domain::new(raw)
+    }
+}
+
+impl<'de> Deserialize<'de> for Domain {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(Domain::new(&String::deserialize(d)?))
+    }
 }
 
 /// The routing part of a listed task: what the fetcher keeps. Credentials in the listing are never read into it.
@@ -137,8 +203,8 @@ pub struct QueueEntry {
     pub v: u32,
     /// Task id.
     pub id: TaskId,
-    /// Normalised platform domain.
-    pub domain: String,
+    /// Platform domain, normalised.
+    pub domain: Domain,
     /// Main or sub.
     pub site: Site,
     /// Parent request id.
@@ -169,7 +235,7 @@ impl QueueEntry {
         Self {
             v: ENTRY_VERSION,
             id: task.id.clone(),
-            domain: normalise_domain(&task.domain),
+            domain: Domain::new(&task.domain),
             site,
             request_id: task.request_id.clone(),
             group_id: task.group_id.clone(),
@@ -326,6 +392,17 @@ mod tests {
         assert_eq!(route("WWW.Anchor.FM", true, &mains), Site::Main);
         assert_eq!(route("buzzsprout.com", true, &mains), Site::Sub);
         assert_eq!(route("buzzsprout.com", false, &mains), Site::Main);
+    }
+
+    #[test]
+    fn domains_normalise_once_without_www_dot_or_port() {
+        assert_eq!(normalise_domain(" WWW.Anchor.FM.:443 "), "anchor.fm");
+        assert_eq!(normalise_domain("anchor.fm:"), "anchor.fm");
+        assert_eq!(normalise_domain("[::1]"), "[::1]");
+        assert_eq!(Domain::new("Sub-A.Demo.Test"), "sub-a.demo.test");
+        let d: Domain = serde_json::from_str(r#""www.Podbean.com""#).unwrap();
+        assert_eq!(d.as_str(), "podbean.com");
+        assert_eq!(serde_json::to_string(&d).unwrap(), r#""podbean.com""#);
     }
 
     #[test]

@@ -12,9 +12,9 @@ use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::util::SubscriberInitExt;
 
-/// Output format, mirrored from the config section so this module imports nothing from the crate.
+/// How log lines are written (`PW_LOG_FORMAT`); the config section parses into this type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Format {
+pub enum LogFormat {
     /// Pretty on a terminal, JSON otherwise.
     Auto,
     /// JSON lines.
@@ -23,14 +23,26 @@ pub enum Format {
     Pretty,
 }
 
+impl std::str::FromStr for LogFormat {
+    type Err = &'static str;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "auto" => Ok(Self::Auto),
+            "json" => Ok(Self::Json),
+            "pretty" => Ok(Self::Pretty),
+            _ => Err("auto, json or pretty"),
+        }
+    }
+}
+
 /// Installs the global subscriber writing to stderr. Safe to call twice (the second call does nothing).
 /// An invalid `filter` falls back to `info`.
-pub fn init(filter: &str, format: Format) {
+pub fn init(filter: &str, format: LogFormat) {
     let terminal = std::io::stderr().is_terminal();
     let json = match format {
-        Format::Json => true,
-        Format::Pretty => false,
-        Format::Auto => !terminal,
+        LogFormat::Json => true,
+        LogFormat::Pretty => false,
+        LogFormat::Auto => !terminal,
     };
     let _ = subscriber(filter, json, terminal, std::io::stderr).try_init();
 }

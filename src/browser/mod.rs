@@ -12,6 +12,8 @@ use std::sync::{Arc, Mutex, Weak};
 use tokio_util::task::TaskTracker;
 
 use crate::config::BrowserSettings;
+/// Why a browser was replaced: the `reason` label enum of the metrics module (one type per concept).
+pub use crate::metrics::labels::RestartReason;
 use instance::Instance;
 pub use session::Session;
 
@@ -37,24 +39,13 @@ pub enum BrowserError {
     },
 }
 
-/// Why a browser was replaced.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RestartReason {
-    /// It ran its `max_tasks`.
-    Tasks,
-    /// Its process tree passed the PSS limit.
-    Memory,
-    /// It died.
-    Crash,
-}
-
 /// Counters and gauges for metrics; read with [`BrowserPool::stats`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PoolStats {
     /// Chromium processes started since the pool was made.
     pub launches: u64,
-    /// Browsers replaced after their task budget.
-    pub restarts_tasks: u64,
+    /// Browsers replaced after their task budget ([`RestartReason::Recycle`]).
+    pub restarts_recycle: u64,
     /// Browsers replaced for memory.
     pub restarts_memory: u64,
     /// Browsers replaced after a crash.
@@ -189,7 +180,7 @@ impl BrowserPool {
         if inst.is_dead() {
             Some(RestartReason::Crash)
         } else if inst.started() >= self.inner.settings.max_tasks {
-            Some(RestartReason::Tasks)
+            Some(RestartReason::Recycle)
         } else if process::tree_pss_bytes(inst.pid) > self.inner.settings.max_pss_bytes {
             Some(RestartReason::Memory)
         } else {
@@ -200,7 +191,7 @@ impl BrowserPool {
     fn count_restart(&self, reason: RestartReason) {
         let mut s = self.lock_stats();
         match reason {
-            RestartReason::Tasks => s.restarts_tasks += 1,
+            RestartReason::Recycle => s.restarts_recycle += 1,
             RestartReason::Memory => s.restarts_memory += 1,
             RestartReason::Crash => s.restarts_crash += 1,
         }

@@ -20,28 +20,8 @@ pub struct LogSettings {
     pub format: LogFormat,
 }
 
-/// How log lines are written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LogFormat {
-    /// Pretty on a terminal, JSON otherwise.
-    Auto,
-    /// One JSON object per line.
-    Json,
-    /// Human-readable.
-    Pretty,
-}
-
-impl std::str::FromStr for LogFormat {
-    type Err = &'static str;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "auto" => Ok(Self::Auto),
-            "json" => Ok(Self::Json),
-            "pretty" => Ok(Self::Pretty),
-            _ => Err("auto, json or pretty"),
-        }
-    }
-}
+/// How log lines are written: telemetry's own type (it parses `auto`, `json`, `pretty`).
+pub use crate::telemetry::LogFormat;
 
 impl LogSettings {
     /// Reads `PW_LOG` and `PW_LOG_FORMAT`.

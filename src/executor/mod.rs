@@ -327,17 +327,8 @@ fn report_budget(api: &ApiSettings) -> Duration {
 }
 
 fn observe(metrics: &Metrics, r: &ApiRequest) {
-    use crate::metrics::Endpoint as M;
-    use crate::task_api::Endpoint as A;
-    let endpoint = match r.endpoint {
-        A::List => M::List,
-        A::Get => M::Get,
-        A::Start => M::Start,
-        A::Complete => M::Complete,
-        A::Fail => M::Fail,
-    };
-    metrics.api_request(endpoint, r.status, r.elapsed);
+    metrics.api_request(r.endpoint, r.status, r.elapsed);
     if r.retry > 0 {
-        metrics.api_retry(endpoint);
+        metrics.api_retry(r.endpoint);
     }
 }

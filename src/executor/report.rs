@@ -111,7 +111,7 @@ impl Inner {
     async fn report_and_settle(&self, record: OutboxRecord, claimed: Option<&Claimed>) -> Outcome {
         let t0 = Instant::now();
         let result = self.send(&record).await;
-        let site = record.site.as_str();
+        let site = record.site;
         self.metrics
             .stage_duration(site, Stage::Report, t0.elapsed());
         let fate = ReportFate::of(&result);
@@ -146,7 +146,7 @@ impl Inner {
 
     /// Logs and counts a settled (or deferred) report.
     fn account(&self, record: &OutboxRecord, fate: ReportFate, err: Option<ApiError>) -> Outcome {
-        let site = record.site.as_str();
+        let site = record.site;
         let age =
             Duration::from_millis(crate::outbox::now_ms().saturating_sub(record.finished_at_ms));
         match (fate, &record.report) {

@@ -83,8 +83,8 @@ impl Inner {
         match self.consumer.dead_letter(claimed, reason, None).await {
             Ok(()) => {
                 let (site, domain) = match &claimed.entry {
-                    Ok(e) => (e.site.as_str(), e.domain.as_str()),
-                    Err(_) => (claimed.site.as_str(), ""),
+                    Ok(e) => (e.site, e.domain.as_str()),
+                    Err(_) => (claimed.site, ""),
                 };
                 self.metrics
                     .task_finished(site, domain, Finished::DeadLettered, Duration::ZERO);
@@ -113,7 +113,7 @@ impl Inner {
             Err(e) => return self.on_api_error(claimed, entry, &e, true).await,
         };
         self.metrics
-            .stage_duration(entry.site.as_str(), Stage::Load, t0.elapsed());
+            .stage_duration(entry.site, Stage::Load, t0.elapsed());
         let driver = match validate_task(&task, entry, &self.drivers) {
             Ok(driver) => driver,
             Err(msg) => return self.start_and_fail(claimed, entry, msg).await,
@@ -126,10 +126,10 @@ impl Inner {
             return self.on_api_error(claimed, entry, &e, false).await;
         }
         self.metrics
-            .stage_duration(entry.site.as_str(), Stage::Start, t0.elapsed());
+            .stage_duration(entry.site, Stage::Start, t0.elapsed());
         let waited = now_ms().saturating_sub(entry.fetched_at_ms);
         self.metrics
-            .fetch_to_start(entry.site.as_str(), Duration::from_millis(waited));
+            .fetch_to_start(entry.site, Duration::from_millis(waited));
         let run = Run {
             claimed,
             entry,
@@ -166,7 +166,7 @@ impl Inner {
             return self.release(claimed);
         };
         self.metrics
-            .stage_duration(entry.site.as_str(), Stage::Register, t0.elapsed());
+            .stage_duration(entry.site, Stage::Register, t0.elapsed());
         let record = match result {
             Ok(reg) => self.record(claimed, entry, Report::Complete(reg), attempts),
             Err(msg) => self.fail_record(claimed, entry, msg, attempts),
@@ -221,7 +221,7 @@ impl Inner {
             return self.release(claimed);
         }
         self.metrics
-            .task_finished(entry.site.as_str(), &entry.domain, how, Duration::ZERO);
+            .task_finished(entry.site, &entry.domain, how, Duration::ZERO);
         Outcome::Gone
     }
 
@@ -313,8 +313,7 @@ impl Inner {
             if attempt == limit {
                 return Some((Err(transient), attempt));
             }
-            self.metrics
-                .task_retry(entry.site.as_str(), error_class(&transient));
+            self.metrics.task_retry(entry.site, error_class(&transient));
             let delay = self.cfg.task_backoff * 2u32.saturating_pow(attempt - 1);
             tracing::warn!(attempt, error = %transient, delay_ms = delay.as_millis() as u64, "attempt failed; retrying");
             stop.run_until_cancelled(tokio::time::sleep(delay)).await?;
@@ -333,7 +332,7 @@ impl Inner {
             task_id: entry.id.clone(),
             site: entry.site,
             entry_id: Some(claimed.entry_id.clone()),
-            domain: entry.domain.clone(),
+            domain: entry.domain.to_string(),
             attempts,
             finished_at_ms: now_ms(),
             report,

@@ -370,7 +370,7 @@ impl Fetcher {
                     !t.link_rss.trim().is_empty(),
                     &self.settings.main_domains,
                 );
-                self.metrics.task_fetched(site.as_str());
+                self.metrics.task_fetched(site);
                 QueueEntry::new(t, site, now_ms)
             })
             .collect()
@@ -413,8 +413,7 @@ impl Fetcher {
             match result {
                 Enqueued::Added(_) => {
                     enqueued += 1;
-                    self.metrics
-                        .task_enqueued(entry.site.as_str(), &entry.domain);
+                    self.metrics.task_enqueued(entry.site, &entry.domain);
                 }
                 Enqueued::Duplicate | Enqueued::Relisted => {
                     duplicates += 1;
@@ -424,7 +423,7 @@ impl Fetcher {
                         "listed task is already in our hands; not queued again"
                     };
                     tracing::info!(task_id = %entry.id, "{fate}");
-                    self.metrics.task_deduplicated(entry.site.as_str());
+                    self.metrics.task_deduplicated(entry.site);
                 }
             }
         }

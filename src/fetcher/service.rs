@@ -11,7 +11,7 @@ use crate::config::FetcherConfig;
 use crate::metrics::{self, Metrics, MetricsOptions, SamplerSpec};
 use crate::streams::{self, GROUP, StreamError, StreamKeys};
 use crate::task::Site;
-use crate::task_api::{ApiError, ApiRequest, Endpoint, Observer};
+use crate::task_api::{ApiError, ApiRequest, Observer};
 
 /// Why the fetcher could not start (or had to stop).
 #[derive(Debug, thiserror::Error)]
@@ -39,19 +39,12 @@ pub enum FetcherError {
 /// An [`Observer`] counting every manager API request (and retry) in `metrics`.
 pub fn observer(metrics: Arc<Metrics>) -> Observer {
     Arc::new(move |r: &ApiRequest| {
-        let endpoint = match r.endpoint {
-            Endpoint::List => metrics::Endpoint::List,
-            Endpoint::Get => metrics::Endpoint::Get,
-            Endpoint::Start => metrics::Endpoint::Start,
-            Endpoint::Complete => metrics::Endpoint::Complete,
-            Endpoint::Fail => metrics::Endpoint::Fail,
-        };
-        metrics.api_request(endpoint, r.status, r.elapsed);
-        if r.unreadable && r.endpoint == Endpoint::List {
+        metrics.api_request(r.endpoint, r.status, r.elapsed);
+        if r.unreadable && r.endpoint == metrics::Endpoint::List {
             metrics.listing_lost("unreadable");
         }
         if r.retry > 0 {
-            metrics.api_retry(endpoint);
+            metrics.api_retry(r.endpoint);
         }
     })
 }

@@ -1,5 +1,8 @@
 //! The bounded label values of every metric. Each label is an enum (or a fold into a known list) so an id,
 //! email or username can never become a label value, and every combination can be pre-initialised to 0.
+//! These enums are the crate's one type per concept: `task_api` reports requests with [`Endpoint`] and
+//! [`StatusClass`], `browser` names its restarts with [`RestartReason`]; the `site` label is
+//! [`crate::task::Site`] and domains go through [`crate::task::normalise_domain`].
 
 /// Declares a label enum with its wire strings and the list of all values.
 macro_rules! label_enum {
@@ -74,8 +77,7 @@ label_enum!(
 );
 
 label_enum!(
-    /// The class of a manager API response (`status_class` label); the same values as
-    /// `task_api::StatusClass::as_str`.
+    /// The class of a manager API response (`status_class` label).
     StatusClass {
         /// 200–299.
         Success => "2xx",
@@ -126,13 +128,13 @@ label_enum!(
 );
 
 label_enum!(
-    /// Why the browser was restarted (`reason` label of `pw_browser_restarts_total`).
+    /// Why the browser pool replaced its browser (`reason` label of `pw_browser_restarts_total`).
     RestartReason {
-        /// It crashed or stopped answering.
+        /// It died or its DevTools connection ended.
         Crash => "crash",
-        /// It ran its quota of tasks.
+        /// It ran its `max_tasks` (`PW_BROWSER_MAX_TASKS`).
         Recycle => "recycle",
-        /// Its memory passed the limit.
+        /// Its process tree passed the PSS limit.
         Memory => "memory",
     }
 );
@@ -149,28 +151,8 @@ label_enum!(
     }
 );
 
-/// The `site` label values (`Site::as_str()` of the task module; this module imports nothing from the crate).
-pub const SITES: [&str; 2] = ["main", "sub"];
-
 /// The `domain` value every domain outside the known list is folded into.
 pub const OTHER_DOMAIN: &str = "other";
-
-/// A `site` label value: `main` or `sub`. Anything else is a caller bug; it is counted as `other` (one
-/// series, not pre-initialised) rather than creating a series per value.
-pub(crate) fn site(value: &str) -> &'static str {
-    match value {
-        "main" => "main",
-        "sub" => "sub",
-        _ => "other",
-    }
-}
-
-/// Normalises a domain the way the label list is normalised: trimmed, lowercase, without `www.` or a port.
-pub(crate) fn normalise_domain(domain: &str) -> String {
-    let d = domain.trim().trim_end_matches('.').to_ascii_lowercase();
-    let d = d.split(':').next().unwrap_or_default();
-    d.strip_prefix("www.").unwrap_or(d).to_owned()
-}
 
 #[cfg(test)]
 mod tests {
@@ -205,12 +187,5 @@ mod tests {
         for v in all {
             assert!(v.chars().all(|c| c.is_ascii_lowercase() || c == '_'), "{v}");
         }
-    }
-
-    #[test]
-    fn domains_normalise_like_the_known_list() {
-        assert_eq!(normalise_domain(" WWW.Anchor.FM:443 "), "anchor.fm");
-        assert_eq!(site("main"), "main");
-        assert_eq!(site("bogus"), "other");
     }
 }

@@ -1,7 +1,8 @@
 //! Every metric of the fetcher and executor: names (an API, see `docs/metrics.md`), handles on one
 //! per-process [`Registry`], the `/metrics` + health server ([`serve`]) and the Redis stream sampler
-//! ([`run_sampler`]). Imports nothing from the crate: callers pass plain label values or the enums in
-//! [`labels`]. Labels are bounded and every combination exists (at 0) from construction on.
+//! ([`run_sampler`]). Imports only the ground floor, `task` (for [`Site`] and the one domain normaliser);
+//! owns the label enums in [`labels`], which the adapters use as their own types. Labels are bounded and
+//! every combination exists (at 0) from construction on.
 
 mod health;
 pub mod labels;
@@ -19,7 +20,8 @@ pub use names::*;
 pub use sampler::{SamplerSpec, run_sampler, sample_once};
 pub use server::{router, serve};
 
-use labels::{OTHER_DOMAIN, SITES, normalise_domain, site};
+use crate::task::{Site, normalise_domain};
+use labels::OTHER_DOMAIN;
 use names::{Counters, Gauges, Histograms};
 
 /// What a process tells [`Metrics::new`] about itself.
@@ -36,22 +38,6 @@ pub struct MetricsOptions {
     pub stall_after: Duration,
 }
 
-/// One reading of the browser pool's cumulative counters and gauges (the fields of `browser::PoolStats`;
-/// this module imports nothing from the crate), for [`Metrics::observe_browser`].
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct BrowserSample {
-    /// Browsers replaced after their task budget, since start.
-    pub restarts_recycle: u64,
-    /// Browsers replaced for memory, since start.
-    pub restarts_memory: u64,
-    /// Browsers replaced after a crash, since start.
-    pub restarts_crash: u64,
-    /// Contexts open now.
-    pub contexts: usize,
-    /// Summed PSS of the live browsers' process trees, bytes.
-    pub pss_bytes: u64,
-}
-
 /// Every metric handle of one process, plus its [`Health`]. Built once per binary, shared as `Arc<Metrics>`.
 /// Recording never fails and never allocates a new series after construction (unknown values fold).
 #[derive(Debug)]
@@ -62,8 +48,6 @@ pub struct Metrics {
     histograms: Histograms,
     gauges: Gauges,
     health: Health,
-    /// Restart totals of the last [`BrowserSample`], so counters grow by the difference.
-    browser_seen: std::sync::Mutex<BrowserSample>,
 }
 
 impl Metrics {
@@ -83,7 +67,6 @@ impl Metrics {
             histograms: names::histograms(&registry)?,
             gauges: names::gauges(&registry)?,
             health: Health::new(opts.stall_after),
-            browser_seen: std::sync::Mutex::new(BrowserSample::default()),
             domains,
             registry,
         };
@@ -109,7 +92,7 @@ impl Metrics {
             .map(String::as_str)
             .chain([OTHER_DOMAIN])
             .collect();
-        for s in SITES {
+        for s in Site::ALL.map(Site::as_str) {
             c.fetched.with_label_values(&[s]);
             c.deduplicated.with_label_values(&[s]);
             h.fetch_to_start.with_label_values(&[s]);
@@ -203,40 +186,34 @@ impl Metrics {
         c.with_label_values(&["dropped"]).inc_by(dropped);
     }
 
-    /// A task listed by `GET /links` (`site` is `main` or `sub`).
-    pub fn task_fetched(&self, site_kind: &str) {
+    /// A task listed by `GET /links`.
+    pub fn task_fetched(&self, site: Site) {
         self.counters
             .fetched
-            .with_label_values(&[site(site_kind)])
+            .with_label_values(&[site.as_str()])
             .inc();
     }
 
     /// A task written to its stream.
-    pub fn task_enqueued(&self, site_kind: &str, domain: &str) {
+    pub fn task_enqueued(&self, site: Site, domain: &str) {
         let d = self.domain_label(domain);
         self.counters
             .enqueued
-            .with_label_values(&[site(site_kind), d])
+            .with_label_values(&[site.as_str(), d])
             .inc();
     }
 
     /// A listed task skipped because it is already in our hands.
-    pub fn task_deduplicated(&self, site_kind: &str) {
+    pub fn task_deduplicated(&self, site: Site) {
         self.counters
             .deduplicated
-            .with_label_values(&[site(site_kind)])
+            .with_label_values(&[site.as_str()])
             .inc();
     }
 
     /// A task left our hands; `elapsed` is from claim to ack. Also counts as progress for `/healthz`.
-    pub fn task_finished(
-        &self,
-        site_kind: &str,
-        domain: &str,
-        outcome: Outcome,
-        elapsed: Duration,
-    ) {
-        let (s, d) = (site(site_kind), self.domain_label(domain));
+    pub fn task_finished(&self, site: Site, domain: &str, outcome: Outcome, elapsed: Duration) {
+        let (s, d) = (site.as_str(), self.domain_label(domain));
         self.counters
             .finished
             .with_label_values(&[s, d, outcome.as_str()])
@@ -249,36 +226,36 @@ impl Metrics {
     }
 
     /// The class of the last error of a task reported with `fail`.
-    pub fn task_failure(&self, site_kind: &str, class: ErrorClass) {
+    pub fn task_failure(&self, site: Site, class: ErrorClass) {
         self.counters
             .failures
-            .with_label_values(&[site(site_kind), class.as_str()])
+            .with_label_values(&[site.as_str(), class.as_str()])
             .inc();
     }
 
     /// A failed attempt that will be tried again.
-    pub fn task_retry(&self, site_kind: &str, class: ErrorClass) {
+    pub fn task_retry(&self, site: Site, class: ErrorClass) {
         self.counters
             .task_retries
-            .with_label_values(&[site(site_kind), class.as_str()])
+            .with_label_values(&[site.as_str(), class.as_str()])
             .inc();
     }
 
     /// Time one stage of a task took.
-    pub fn stage_duration(&self, site_kind: &str, stage: Stage, elapsed: Duration) {
+    pub fn stage_duration(&self, site: Site, stage: Stage, elapsed: Duration) {
         let h = self
             .histograms
             .stage
-            .with_label_values(&[site(site_kind), stage.as_str()]);
+            .with_label_values(&[site.as_str(), stage.as_str()]);
         h.observe(elapsed.as_secs_f64());
     }
 
     /// Time from the fetcher's XADD (the entry's fetch time) to the executor's start of work.
-    pub fn fetch_to_start(&self, site_kind: &str, elapsed: Duration) {
+    pub fn fetch_to_start(&self, site: Site, elapsed: Duration) {
         let h = self
             .histograms
             .fetch_to_start
-            .with_label_values(&[site(site_kind)]);
+            .with_label_values(&[site.as_str()]);
         h.observe(elapsed.as_secs_f64());
     }
 
@@ -297,24 +274,6 @@ impl Metrics {
             Some(401 | 403) => self.set_api_key_refused(true),
             Some(200..=299) => self.set_api_key_refused(false),
             _ => {}
-        }
-    }
-
-    /// One manager API request given by label strings, as `task_api`'s observer reports it
-    /// (`endpoint.as_str()`, `status_class.as_str()`): counts it, times it and sets manager reachability
-    /// (`5xx`/`none` mean unreachable). A `2xx` also clears the API-key refusal; a refusal itself must be
-    /// reported with [`Metrics::set_api_key_refused`] since the class does not tell 401 from 404.
-    /// Unknown strings are ignored.
-    pub fn api_observed(&self, endpoint: &str, status_class: &str, elapsed: Duration) {
-        let (Some(e), Some(c)) = (
-            Endpoint::from_label(endpoint),
-            StatusClass::from_label(status_class),
-        ) else {
-            return;
-        };
-        self.api_class(e, c, elapsed);
-        if c == StatusClass::Success {
-            self.set_api_key_refused(false);
         }
     }
 
@@ -382,37 +341,6 @@ impl Metrics {
         self.gauges
             .browser_memory
             .set(i64::try_from(memory_bytes).unwrap_or(i64::MAX));
-    }
-
-    /// Records a reading of the pool's cumulative stats: restart counters grow by what is new since the
-    /// previous reading, the context and memory gauges are set. Call it from a periodic sampler.
-    pub fn observe_browser(&self, sample: BrowserSample) {
-        let mut seen = self.browser_seen.lock().unwrap_or_else(|e| e.into_inner());
-        for (reason, now, before) in [
-            (
-                RestartReason::Recycle,
-                sample.restarts_recycle,
-                seen.restarts_recycle,
-            ),
-            (
-                RestartReason::Memory,
-                sample.restarts_memory,
-                seen.restarts_memory,
-            ),
-            (
-                RestartReason::Crash,
-                sample.restarts_crash,
-                seen.restarts_crash,
-            ),
-        ] {
-            let c = self
-                .counters
-                .browser_restarts
-                .with_label_values(&[reason.as_str()]);
-            c.inc_by(now.saturating_sub(before));
-        }
-        *seen = sample;
-        self.set_browser(sample.contexts, sample.pss_bytes);
     }
 
     /// One wait for a verification mail.

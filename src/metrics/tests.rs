@@ -7,6 +7,7 @@ use std::time::Duration;
 use prometheus::proto::MetricType;
 
 use super::*;
+use crate::task::Site;
 
 fn metrics() -> Metrics {
     Metrics::new(MetricsOptions {
@@ -94,10 +95,15 @@ fn label_combinations_exist_at_zero_from_the_start() {
 fn unknown_domains_fold_into_other_without_new_series() {
     let m = metrics();
     let before = families(&m)[TASKS_ENQUEUED].1.len();
-    m.task_enqueued("main", "WWW.ANCHOR.FM");
-    m.task_enqueued("sub", "someone-private.example");
-    m.task_enqueued("sub", "another.example:8080");
-    m.task_finished("sub", "x.example", Outcome::Failed, Duration::from_secs(3));
+    m.task_enqueued(Site::Main, "WWW.ANCHOR.FM");
+    m.task_enqueued(Site::Sub, "someone-private.example");
+    m.task_enqueued(Site::Sub, "another.example:8080");
+    m.task_finished(
+        Site::Sub,
+        "x.example",
+        Outcome::Failed,
+        Duration::from_secs(3),
+    );
     assert_eq!(families(&m)[TASKS_ENQUEUED].1.len(), before);
     let text = m.render();
     assert!(text.contains(r#"pw_tasks_enqueued_total{domain="anchor.fm",site="main"} 1"#));
@@ -126,10 +132,9 @@ fn api_responses_drive_readiness_and_the_key_gauge() {
     let text = m.render();
     assert!(text.contains(r#"pw_api_requests_total{endpoint="list",status_class="4xx"} 1"#));
     assert!(text.contains(r#"pw_api_requests_total{endpoint="list",status_class="none"} 1"#));
-    m.api_observed("start", "5xx", Duration::from_millis(5));
+    m.api_request(Endpoint::Start, Some(503), Duration::from_millis(5));
     assert!(!m.health().readiness().is_ready());
-    m.api_observed("start", "2xx", Duration::from_millis(5));
-    m.api_observed("bogus", "2xx", Duration::from_millis(5));
+    m.api_request(Endpoint::Start, Some(200), Duration::from_millis(5));
     assert!(m.health().readiness().is_ready());
     let text = m.render();
     assert!(text.contains(r#"pw_api_requests_total{endpoint="start",status_class="2xx"} 1"#));
@@ -171,23 +176,16 @@ async fn endpoints_answer_over_http() {
 }
 
 #[test]
-fn browser_samples_turn_totals_into_counter_increments() {
+fn browser_restarts_count_by_reason_and_gauges_follow_the_pool() {
     let m = metrics();
-    let mut s = BrowserSample {
-        restarts_recycle: 2,
-        restarts_crash: 1,
-        contexts: 3,
-        pss_bytes: 400_000_000,
-        ..BrowserSample::default()
-    };
-    m.observe_browser(s);
-    s.restarts_recycle = 5;
-    s.contexts = 1;
-    m.observe_browser(s);
-    m.observe_browser(s);
+    m.browser_restarted(RestartReason::Recycle);
+    m.browser_restarted(RestartReason::Recycle);
+    m.browser_restarted(RestartReason::Crash);
+    m.set_browser(3, 400_000_000);
+    m.set_browser(1, 400_000_000);
     let text = m.render();
     assert!(
-        text.contains(r#"pw_browser_restarts_total{reason="recycle"} 5"#),
+        text.contains(r#"pw_browser_restarts_total{reason="recycle"} 2"#),
         "{text}"
     );
     assert!(text.contains(r#"pw_browser_restarts_total{reason="crash"} 1"#));

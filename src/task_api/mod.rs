@@ -11,8 +11,8 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
+use reqwest::Method;
 use reqwest::header::{HeaderMap, HeaderValue, RETRY_AFTER};
-use reqwest::{Method, StatusCode};
 use secrecy::ExposeSecret;
 use serde::Serialize;
 use serde_json::Value;
@@ -22,6 +22,9 @@ pub use error::{ApiError, MESSAGE_MAX_CHARS, TransientReason};
 pub use retry::{RetryPolicy, full_jitter, parse_retry_after};
 
 use crate::config::ApiSettings;
+/// The request labels are the metrics module's own enums (one type per concept); only the label enums
+/// are used here, never the registry.
+pub use crate::metrics::labels::{Endpoint, StatusClass};
 use crate::task::{ListedTask, Registration, Task, TaskId, truncate_chars};
 use error::Answer;
 use lenient::BrokenItem;
@@ -31,72 +34,6 @@ pub const ERROR_MESSAGE_MAX_CHARS: usize = 1000;
 
 /// Most tasks one `GET /links` may ask for (API.md §1).
 pub const LIST_LIMIT_MAX: u32 = 1000;
-
-/// Which endpoint a request went to: a bounded metric label.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Endpoint {
-    /// `GET /links?limit=N`.
-    List,
-    /// `GET /links/{id}`.
-    Get,
-    /// `POST /links/{id}/start`.
-    Start,
-    /// `POST /links/{id}/complete`.
-    Complete,
-    /// `POST /links/{id}/fail`.
-    Fail,
-}
-
-impl Endpoint {
-    /// Lowercase label: `list`, `get`, `start`, `complete`, `fail`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::List => "list",
-            Self::Get => "get",
-            Self::Start => "start",
-            Self::Complete => "complete",
-            Self::Fail => "fail",
-        }
-    }
-}
-
-/// The class of one request's outcome: a bounded metric label.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum StatusClass {
-    /// A 2xx answer (even with `success:false` or a bad body).
-    Success,
-    /// A 4xx answer.
-    ClientError,
-    /// A 5xx answer.
-    ServerError,
-    /// A 1xx/3xx answer.
-    Other,
-    /// No answer: timeout, refused or dropped connection.
-    NoAnswer,
-}
-
-impl StatusClass {
-    /// Label: `2xx`, `4xx`, `5xx`, `other`, `none`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Success => "2xx",
-            Self::ClientError => "4xx",
-            Self::ServerError => "5xx",
-            Self::Other => "other",
-            Self::NoAnswer => "none",
-        }
-    }
-
-    /// The class of an HTTP status.
-    pub fn of(status: StatusCode) -> Self {
-        match status.as_u16() {
-            200..=299 => Self::Success,
-            400..=499 => Self::ClientError,
-            500..=599 => Self::ServerError,
-            _ => Self::Other,
-        }
-    }
-}
 
 /// One HTTP request as the [`Observer`] sees it: bounded labels and a latency, never a URL or a body.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -391,7 +328,7 @@ impl TaskApiClient {
         let (status, class, result) = match answer {
             Ok((status, retry_after, bytes)) => (
                 Some(status.as_u16()),
-                StatusClass::of(status),
+                StatusClass::of(Some(status.as_u16())),
                 error::classify(
                     status.as_u16(),
                     retry_after,

@@ -87,7 +87,7 @@ async fn browser_pool_replaces_the_browser_after_max_tasks_and_after_a_crash() {
     let third = pool.open_session().await.unwrap();
     let pid2 = third.browser_pid();
     assert_ne!(pid1, pid2);
-    assert_eq!(pool.stats().restarts_tasks, 1);
+    assert_eq!(pool.stats().restarts_recycle, 1);
     // The retired browser exits once idle, and its profile goes with it.
     eventually(Duration::from_secs(10), "old browser to exit", || async {
         (!std::path::Path::new(&format!("/proc/{pid1}")).exists()

@@ -1,4 +1,19 @@
 //! STYLE.md §3 as a test: which module may `use crate::` which, checked by scanning `src/` and `bin/`.
+//!
+//! Since issue 8 ("one type per concept") the table below supersedes STYLE.md §3 in three rows, which
+//! STYLE.md has not caught up with yet:
+//!
+//! | module | may import | why |
+//! | --- | --- | --- |
+//! | `task` | nothing from the crate | the ground floor: `Site`, `Domain` + `normalise_domain`, ids, entries |
+//! | `metrics` | `task` | the `site` label is `task::Site`, domains fold through `task::normalise_domain` |
+//! | `telemetry` | nothing | owns `LogFormat`, which `config` parses into |
+//! | `config` | `task`, `telemetry` | `LogSettings::format` is `telemetry::LogFormat` |
+//! | `task_api`, `browser` | `task`, `config`, and **only** `metrics::labels` | their label types *are* the metric label enums (`Endpoint`, `StatusClass`, `RestartReason`); they never touch the registry |
+//!
+//! The other rows are STYLE.md's, as [`ALLOWED`] spells them. The label enums live in `metrics::labels`
+//! rather than in `task` because they name observations (how a request ended, why a browser restarted),
+//! not task data; an adapter reporting one depends on the vocabulary, not on the metrics registry.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -6,11 +21,11 @@ use std::path::{Path, PathBuf};
 /// (module, modules it may import). A module missing here may import anything but the rules below.
 const ALLOWED: &[(&str, &[&str])] = &[
     ("task", &[]),
-    ("config", &["task"]),
+    ("config", &["task", "telemetry"]),
     ("driver", &["task"]),
-    ("task_api", &["task", "config"]),
+    ("task_api", &["task", "config", "metrics"]),
     ("streams", &["task", "config"]),
-    ("browser", &["task", "config"]),
+    ("browser", &["task", "config", "metrics"]),
     ("totp", &["config"]),
     ("image", &["config"]),
     ("mailbox", &["config"]),
@@ -34,12 +49,15 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "config", "shutdown",
         ],
     ),
-    ("metrics", &[]),
+    ("metrics", &["task"]),
     ("shutdown", &[]),
     ("telemetry", &[]),
     ("cli", &["config", "telemetry", "shutdown"]),
     ("simulator", &[]),
 ];
+
+/// Modules that may import `crate::metrics` only through `crate::metrics::labels` (the label enums).
+const LABELS_ONLY: &[&str] = &["task_api", "browser"];
 
 /// Modules named in `use crate::<module>` (and `crate::<module>::` paths) of a file.
 fn crate_imports(text: &str) -> BTreeSet<String> {
@@ -129,6 +147,19 @@ fn modules_import_only_what_style_md_allows() {
             }
         }
     }
+    for file in &files {
+        let module = module_of(&src, file);
+        if !LABELS_ONLY.contains(&module.as_str()) {
+            continue;
+        }
+        let text = std::fs::read_to_string(file).expect("read source");
+        if let Some(bad) = beyond_labels(&text) {
+            violations.push(format!(
+                "{}: `{module}` may use only `crate::metrics::labels`, found `{bad}`",
+                file.display()
+            ));
+        }
+    }
     assert!(
         violations.is_empty(),
         "layering violations (STYLE.md §3):\n{}",
@@ -159,6 +190,31 @@ fn binaries_use_only_config_telemetry_shutdown_cli_and_their_role() {
             file.display()
         );
     }
+}
+
+/// The first `crate::metrics…` path in `text` that does not go through `crate::metrics::labels`.
+fn beyond_labels(text: &str) -> Option<String> {
+    text.match_indices("crate::metrics").find_map(|(i, _)| {
+        let rest = &text[i..];
+        let path: String = rest
+            .chars()
+            .take_while(|c| c.is_alphanumeric() || *c == '_' || *c == ':')
+            .collect();
+        (!path.starts_with("crate::metrics::labels")).then_some(path)
+    })
+}
+
+#[test]
+fn labels_only_rule_rejects_the_registry() {
+    assert_eq!(
+        beyond_labels("pub use crate::metrics::labels::{Endpoint, StatusClass};"),
+        None
+    );
+    assert_eq!(
+        beyond_labels("use crate::metrics::Metrics;").as_deref(),
+        Some("crate::metrics::Metrics")
+    );
+    assert!(beyond_labels("use crate::metrics::{labels::Endpoint, Metrics};").is_some());
 }
 
 #[test]

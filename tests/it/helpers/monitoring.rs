@@ -34,9 +34,7 @@ pub fn promtool(args: &[&str]) -> String {
 
 /// Every PromQL expression of the dashboard, with its panel title.
 pub fn dashboard_exprs() -> Vec<(String, String)> {
-    let text =
-        std::fs::read_to_string(repo_file("grafana/dashboards/podcast-worker.json")).unwrap();
-    let dash: Value = serde_json::from_str(&text).unwrap();
+    let dash = dashboard();
     let mut out = Vec::new();
     for panel in dash["panels"].as_array().unwrap() {
         for target in panel["targets"].as_array().into_iter().flatten() {
@@ -47,23 +45,58 @@ pub fn dashboard_exprs() -> Vec<(String, String)> {
     out
 }
 
-/// The dashboard's template variable queries (`label_values(...)` stripped to their selector).
+/// The dashboard's template variable queries (`label_values(...)` stripped to their selector); the
+/// `datasource` variable has none.
 pub fn dashboard_variable_selectors() -> Vec<String> {
-    let text =
-        std::fs::read_to_string(repo_file("grafana/dashboards/podcast-worker.json")).unwrap();
-    let dash: Value = serde_json::from_str(&text).unwrap();
-    dash["templating"]["list"]
+    dashboard()["templating"]["list"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|v| {
-            let def = v["definition"].as_str().unwrap();
+        .filter_map(|v| {
+            let def = v["definition"].as_str()?;
             let inner = def
                 .trim_start_matches("label_values(")
                 .trim_end_matches(')');
-            inner.rsplit_once(',').unwrap().0.trim().to_owned()
+            Some(inner.rsplit_once(',').unwrap().0.trim().to_owned())
         })
         .collect()
+}
+
+/// The committed dashboard JSON.
+pub fn dashboard() -> Value {
+    let text =
+        std::fs::read_to_string(repo_file("grafana/dashboards/podcast-worker.json")).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+/// `annotations` of every rule in `prometheus/alerts.yml`, by alert name.
+pub fn alert_annotations() -> Vec<(String, serde_yaml_ng::Value)> {
+    let text = std::fs::read_to_string(repo_file("prometheus/alerts.yml")).unwrap();
+    let doc: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text).unwrap();
+    let mut out = Vec::new();
+    for group in doc["groups"].as_sequence().unwrap() {
+        for rule in group["rules"].as_sequence().unwrap() {
+            if let Some(name) = rule["alert"].as_str() {
+                out.push((name.to_owned(), rule["annotations"].clone()));
+            }
+        }
+    }
+    out
+}
+
+/// Runs `python3 scripts/demo-report <args>`; returns (success, stdout + stderr).
+pub fn demo_report(args: &[&str]) -> (bool, String) {
+    let out = Command::new("python3")
+        .arg(repo_file("scripts/demo-report"))
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run python3 scripts/demo-report ({e})"));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
 }
 
 /// (alert name, expression) of every rule in `prometheus/alerts.yml`.
@@ -80,11 +113,13 @@ pub fn alert_rules() -> Vec<(String, String)> {
     out
 }
 
-/// Grafana's variables replaced by values that suit a 1 s scrape interval.
+/// Grafana's variables replaced by values that suit a 1 s scrape interval; selectors match everything.
 pub fn expand_grafana_vars(expr: &str) -> String {
-    expr.replace("$__rate_interval", "10s")
-        .replace("$__range", "1m")
-        .replace("$instance", ".*")
+    ["$instance", "$domain", "$role"].into_iter().fold(
+        expr.replace("$__rate_interval", "10s")
+            .replace("$__range", "1m"),
+        |e, var| e.replace(var, ".*"),
+    )
 }
 
 /// Metric names (`pw_*`, `process_*`) an expression reads, with histogram suffixes removed.

@@ -26,7 +26,7 @@ pub fn entry(id: &str, domain: &str, site: Site) -> QueueEntry {
     QueueEntry {
         v: ENTRY_VERSION,
         id: TaskId::parse(id).unwrap(),
-        domain: domain.to_owned(),
+        domain: domain.into(),
         site,
         request_id: "req-1".into(),
         group_id: "grp-1".into(),
