@@ -36,15 +36,16 @@ where
     let name = binary.name;
     let loaded = config::handle_args(name, binary.role, binary.about)
         .and_then(|()| Source::from_env())
-        .and_then(|src| parse(&src));
-    let config = match loaded {
-        Ok(config) => config,
+        .and_then(|src| parse(&src).map(|config| (config, src)));
+    let (config, src) = match loaded {
+        Ok(loaded) => loaded,
         Err(e) => {
             eprintln!("{name}: configuration error: {e}");
             return ExitCode::from(2);
         }
     };
     init_logging(log(&config));
+    warn_unknown(&src);
     match service(config, shutdown::shutdown_token()).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -52,6 +53,22 @@ where
             tracing::error!(error = %chain, "{name} could not start");
             eprintln!("{name}: {chain}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// Logs every `PW_*` variable no binary reads (a typo is otherwise silently ignored), with the closest
+/// known name.
+pub fn warn_unknown(src: &Source) {
+    for (name, closest) in src.unknown_names() {
+        match closest {
+            Some(known) => tracing::warn!(
+                variable = %name,
+                "unknown configuration variable {name} ignored; did you mean {known}?"
+            ),
+            None => {
+                tracing::warn!(variable = %name, "unknown configuration variable {name} ignored")
+            }
         }
     }
 }

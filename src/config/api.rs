@@ -10,7 +10,7 @@ use super::var::*;
 vars! {
     /// Every manager API variable.
     API_VARS;
-    API_BASE_URL: String = text().or("https://manager.likepion.com/api/v1/podcast_account"), [F, E], "Manager API base URL";
+    API_BASE_URL: String = url().or("https://manager.likepion.com/api/v1/podcast_account"), [F, E], "Manager API base URL";
     API_KEY: SecretString = secret(), [F, E], "Manager API key (X-API-Key); or PW_API_KEY_FILE";
     API_TIMEOUT_MS: Duration = millis(1, WEEK_MS).or("15000"), [F, E], "Timeout of one manager API request";
     API_RETRIES: u64 = int(0, 20).or("4"), [F, E], "Retries of a transient manager API failure before giving up for now";

@@ -2,7 +2,7 @@
 //! `PW_CONFIG_FILE`), parsed once into typed per-role sections and validated at start-up. The only module that
 //! reads the environment. Secrets may also come from `<NAME>_FILE`; none can be given on the command line.
 //!
-//! Each section has its file, and each variable is one line of that file's `vars!` block ([`var`]): the line
+//! Each section has its file, and each variable is one line of that file's `vars!` block (`var.rs`): the line
 //! gives the constant in [`vars`], the `--help` line, the README table row and the parser. To add a variable,
 //! add its line and read it with [`Source::get`] in the section's `from_source`.
 
@@ -83,7 +83,7 @@ pub enum Role {
 /// Help text listing every variable one binary reads, with defaults.
 pub fn help(binary: &str, role: Role, about: &str) -> String {
     let mut out = format!(
-        "{binary}: {about}\n\nUsage: {binary} [--help]\n\nAll configuration comes from environment variables \
+        "{binary}: {about}\n\nUsage: {binary} [--help | --version]\n\nExit codes: 0 ok, 1 runtime failure, 2 configuration error.\n\nAll configuration comes from environment variables \
          (or KEY=VALUE lines in the file named by PW_CONFIG_FILE; the environment wins).\nSecrets may be given \
          as <NAME>_FILE, a path to a file holding the value.\n\n"
     );
@@ -101,12 +101,23 @@ pub fn help(binary: &str, role: Role, about: &str) -> String {
     out
 }
 
-/// Prints help and exits when `--help`/`-h` is among the arguments; refuses any other argument, since settings
-/// (and secrets above all) are never taken from the command line.
+/// `<binary> <version> (commit <hash>)`: the package version, and the commit when the build set
+/// `PODCAST_WORKER_COMMIT` (e.g. `PODCAST_WORKER_COMMIT=$(git rev-parse --short HEAD) cargo build`).
+pub fn version_line(binary: &str) -> String {
+    let commit = option_env!("PODCAST_WORKER_COMMIT").unwrap_or("unknown");
+    format!("{binary} {} (commit {commit})", env!("CARGO_PKG_VERSION"))
+}
+
+/// Prints help (`--help`/`-h`) or the version (`--version`/`-V`) on stdout and exits 0; refuses any other
+/// argument, since settings (and secrets above all) are never taken from the command line.
 pub fn handle_args(binary: &str, role: Role, about: &str) -> Result<(), ConfigError> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.iter().any(|a| a == "--help" || a == "-h") {
         print!("{}", help(binary, role, about));
+        std::process::exit(0);
+    }
+    if args.iter().any(|a| a == "--version" || a == "-V") {
+        println!("{}", version_line(binary));
         std::process::exit(0);
     }
     match args.first() {

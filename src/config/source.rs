@@ -106,6 +106,38 @@ impl Source {
         self.values.insert(name.to_owned(), value.to_owned());
     }
 
+    /// Whether `name` is present with an empty (or blank) value.
+    pub fn is_set_but_empty(&self, name: &str) -> bool {
+        self.values.get(name).is_some_and(|v| v.trim().is_empty())
+    }
+
+    /// `PW_*` names given that no binary reads, each with the closest known name (a likely typo).
+    pub fn unknown_names(&self) -> Vec<(String, Option<&'static str>)> {
+        let known: Vec<(&'static str, bool)> =
+            super::all_vars().map(|v| (v.name, v.secret)).collect();
+        let is_known = |name: &str| {
+            known
+                .iter()
+                .any(|(k, secret)| *k == name || (*secret && name.strip_suffix("_FILE") == Some(k)))
+        };
+        let mut unknown: Vec<(String, Option<&'static str>)> = self
+            .values
+            .keys()
+            .filter(|name| name.starts_with("PW_") && !is_known(name))
+            .map(|name| {
+                let closest = known
+                    .iter()
+                    .map(|(k, _)| (edit_distance(name, k), *k))
+                    .min()
+                    .filter(|(d, _)| *d <= 3)
+                    .map(|(_, k)| k);
+                (name.clone(), closest)
+            })
+            .collect();
+        unknown.sort();
+        unknown
+    }
+
     /// The raw value or the default; empty strings count as unset.
     pub fn raw(&self, var: &Var) -> Option<String> {
         match self.values.get(var.name).filter(|v| !v.is_empty()) {
@@ -234,6 +266,24 @@ pub fn invalid(var: &Var, raw: &str, expected: &str) -> ConfigError {
     }
 }
 
+/// Levenshtein distance (insertions, deletions, substitutions), for "did you mean".
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let above = row[j + 1];
+            row[j + 1] = (above + 1)
+                .min(row[j] + 1)
+                .min(diagonal + usize::from(ca != *cb));
+            diagonal = above;
+        }
+    }
+    row[b.len()]
+}
+
 /// Parses `KEY=VALUE` lines; `#` comments, blank lines and an optional `export ` are allowed; quotes are stripped.
 fn parse_env_file(text: &str) -> HashMap<String, String> {
     text.lines()
@@ -254,6 +304,25 @@ fn parse_env_file(text: &str) -> HashMap<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unknown_names_come_with_the_closest_known_one() {
+        assert_eq!(edit_distance("PW_MAX_BACKLOGG", "PW_MAX_BACKLOG"), 1);
+        assert_eq!(edit_distance("", "abc"), 3);
+        let src = Source::from_pairs([
+            ("PW_MAX_BACKLOGG", "1"),
+            ("PW_API_KEY_FILE", "/k"),
+            ("PW_LOG", "info"),
+            ("PW_ZZZZZZZZZZZZZZZZ", "1"),
+        ]);
+        assert_eq!(
+            src.unknown_names(),
+            vec![
+                ("PW_MAX_BACKLOGG".to_owned(), Some("PW_MAX_BACKLOG")),
+                ("PW_ZZZZZZZZZZZZZZZZ".to_owned(), None),
+            ]
+        );
+    }
 
     #[test]
     fn env_file_lines_are_parsed() {

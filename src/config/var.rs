@@ -1,4 +1,4 @@
-//! How a variable is declared: one line of a section's [`vars!`] block gives its constant (a typed
+//! How a variable is declared: one line of a section's `vars!` block gives its constant (a typed
 //! [`Setting`]), its name (`PW_` + the constant's name), its default, its `--help` and README line ([`Var`])
 //! and its parser with bounds ([`Kind`]). Read a value with [`Source::get`].
 
@@ -63,7 +63,7 @@ impl<T> std::ops::Deref for Setting<T> {
 }
 
 impl<T> Setting<T> {
-    /// Used by [`vars!`]: the declaration's kind with its name, roles and help.
+    /// Used by `vars!`: the declaration's kind with its name, roles and help.
     pub(crate) const fn declare(
         name: &'static str,
         roles: &'static [Role],
@@ -88,6 +88,8 @@ impl<T> Setting<T> {
 pub struct Kind<T: 'static> {
     default: Option<&'static str>,
     secret: bool,
+    /// A value set but empty is an error (numbers, URLs, keys) instead of meaning "the default".
+    refuse_empty: bool,
     min: u64,
     max: u64,
     read: fn(&Source, &Var, u64, u64) -> Result<T, ConfigError>,
@@ -106,6 +108,7 @@ impl<T> Kind<T> {
         Self {
             default: None,
             secret: false,
+            refuse_empty: false,
             min: 0,
             max: u64::MAX,
             read,
@@ -122,6 +125,12 @@ impl<T> Kind<T> {
     const fn bounded(mut self, min: u64, max: u64) -> Self {
         self.min = min;
         self.max = max;
+        self.refuse_empty = true;
+        self
+    }
+
+    const fn non_empty(mut self) -> Self {
+        self.refuse_empty = true;
         self
     }
 }
@@ -132,13 +141,29 @@ impl Source {
     /// # Errors
     /// [`ConfigError`] when the value is missing, malformed or out of bounds.
     pub fn get<T>(&self, setting: &Setting<T>) -> Result<T, ConfigError> {
-        (setting.kind.read)(self, &setting.var, setting.kind.min, setting.kind.max)
+        let var = &setting.var;
+        if setting.kind.refuse_empty && self.is_set_but_empty(var.name) {
+            let reason = match var.default {
+                Some(_) => "is set but empty (unset it to use the default)",
+                None => "is set but empty",
+            };
+            return Err(ConfigError::Invalid {
+                var: var.name,
+                reason: reason.into(),
+            });
+        }
+        (setting.kind.read)(self, var, setting.kind.min, setting.kind.max)
     }
 }
 
 /// Text, required unless it has a default.
 pub(crate) const fn text() -> Kind<String> {
     Kind::new(|src, var, _, _| src.required(var))
+}
+
+/// A URL (checked further by its section): set but empty is an error.
+pub(crate) const fn url() -> Kind<String> {
+    text().non_empty()
 }
 
 /// Text that may be absent.
@@ -176,7 +201,7 @@ pub(crate) const fn domains() -> Kind<Vec<String>> {
 pub(crate) const fn secret() -> Kind<SecretString> {
     let mut kind = Kind::new(|src, var, _, _| src.required_secret(var));
     kind.secret = true;
-    kind
+    kind.non_empty()
 }
 
 /// An integer within `min..=max`.
@@ -186,7 +211,7 @@ pub(crate) const fn int(min: u64, max: u64) -> Kind<u64> {
 
 /// A positive count.
 pub(crate) const fn count() -> Kind<NonZeroUsize> {
-    Kind::new(|src, var, _, _| src.parse(var))
+    Kind::new(|src, var, _, _| src.parse(var)).non_empty()
 }
 
 /// A duration in milliseconds (the name ends in `_MS`) within `min..=max` ms.

@@ -8,7 +8,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use super::failure::{ReportFate, error_class};
+use super::failure::{Failure, ReportFate, error_class};
 use super::{Inner, Outcome};
 use crate::metrics::{Outcome as Finished, Stage};
 use crate::outbox::{OutboxError, OutboxRecord, Report};
@@ -173,8 +173,11 @@ impl Inner {
             }
             (ReportFate::Dropped { reason }, _) => {
                 tracing::error!(%reason, "the manager refused the report; result dropped");
-                self.metrics
-                    .task_finished(site, &record.domain, Finished::Gone, age);
+                let how = match err.as_ref().map(Failure::from) {
+                    Some(Failure::Gone) => Finished::Gone,
+                    _ => Finished::Refused,
+                };
+                self.metrics.task_finished(site, &record.domain, how, age);
                 Outcome::Refused
             }
         }

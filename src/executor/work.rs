@@ -202,7 +202,7 @@ impl Inner {
             }
             Failure::Permanent { reason } => {
                 tracing::error!(reason, "the manager refused to start the task; dropping it");
-                self.finish_without_report(claimed, entry, Finished::Gone)
+                self.finish_without_report(claimed, entry, Finished::Refused)
                     .await;
                 Outcome::Refused
             }

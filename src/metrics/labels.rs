@@ -39,6 +39,8 @@ label_enum!(
         Completed => "completed",
         /// Reported with `fail` (permanent failure, invalid input, or retries exhausted).
         Failed => "failed",
+        /// The manager refused our report or our `start` (a 4xx other than 404/429): dropped.
+        Refused => "refused",
         /// The manager no longer has it (404): dropped without a report.
         Gone => "gone",
         /// Could not be processed (undecodable, too many deliveries): moved to the dead-letter stream.

@@ -2,6 +2,7 @@
 
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
+mod binaries;
 mod broken_listing;
 mod browser_pool;
 mod compose;
