@@ -209,7 +209,7 @@ impl Fetcher {
         for l in lost {
             tracing::error!(
                 holder = %l.holder,
-                started_at = %humantime::format_rfc3339_millis(l.started),
+                started_at = %listing::rfc3339(l.started),
                 silent_for_secs = l.silent_for.as_secs(),
                 limit = l.limit,
                 "a fetcher died with a listing under way: up to `limit` tasks are possibly handed out to us and will never run (docs/fetcher.md, \"Lost listings\")"
