@@ -14,10 +14,11 @@ use podcast_worker::driver::{Driver, DriverError, Drivers};
 use podcast_worker::executor::Executor;
 use podcast_worker::fetcher::Fetcher;
 use podcast_worker::metrics::{Metrics, MetricsOptions};
-use podcast_worker::simulator::{
-    self, DEFAULT_MAIN_DOMAIN, DEFAULT_SUB_DOMAINS, ScenarioSpec, SimulatorHandle, SimulatorOptions,
-};
 use podcast_worker::task::{Registration, Task};
+use pw_simulator::{
+    self as simulator, DEFAULT_MAIN_DOMAIN, DEFAULT_SUB_DOMAINS, ScenarioSpec, SimulatorHandle,
+    SimulatorOptions,
+};
 use secrecy::SecretString;
 use tokio_util::sync::CancellationToken;
 

@@ -1,6 +1,7 @@
 //! podcast-worker: registers accounts on podcast platforms at fleet scale. A `fetcher` pulls register tasks
 //! from the manager API into Redis Streams; `executor`s consume them with a consumer group, run a [`driver`]
-//! per platform and report back. A `simulator` stands in for the manager API in tests and demos.
+//! per platform and report back. The simulator (the `pw-simulator` crate in `simulator/`, which shares no code
+//! with this one) stands in for the manager API in tests and demos.
 //!
 //! # Layout
 //! - [`browser`]: the headless Chromium pool: one fresh context per task, recycling, crash recovery.
@@ -14,7 +15,6 @@
 //! - [`outbox`]: finished results, encrypted, kept until the manager accepts their report.
 //! - [`fetcher`]: the fetch loop: manager API → routing → de-duplicated enqueue, leader lease, backpressure.
 //! - [`metrics`]: Prometheus metrics, `/metrics` `/healthz` `/readyz`, and the stream-depth sampler.
-//! - [`simulator`]: a stand-in manager API (with faults and an audit) for tests and demos; imports nothing.
 //! - [`shutdown`], [`telemetry`]: signals and logging; [`cli`]: what the service binaries share.
 //! - [`mailbox`]: verification mail over IMAP; [`totp`]: second-factor codes; [`image`]: the SSRF-guarded
 //!   `image_url` download.
@@ -31,7 +31,6 @@ pub mod metrics;
 pub mod outbox;
 pub mod recipe;
 pub mod shutdown;
-pub mod simulator;
 pub mod streams;
 pub mod task;
 pub mod task_api;

@@ -6,8 +6,8 @@ use super::var::*;
 vars! {
     /// Every logging variable.
     LOG_VARS;
-    LOG: String = text().or("info"), [F, E, S], "Log filter (tracing EnvFilter syntax), e.g. info or podcast_worker=debug";
-    LOG_FORMAT: LogFormat = parsed().or("auto"), [F, E, S], "auto (pretty on a terminal, JSON otherwise), json or pretty";
+    LOG: String = text().or("info"), [F, E], "Log filter (tracing EnvFilter syntax), e.g. info or podcast_worker=debug";
+    LOG_FORMAT: LogFormat = parsed().or("auto"), [F, E], "auto (pretty on a terminal, JSON otherwise), json or pretty";
 }
 use vars::*;
 

@@ -18,7 +18,6 @@ mod log;
 mod mail;
 mod metrics;
 mod roles;
-mod simulator;
 mod source;
 mod streams;
 mod totp;
@@ -32,7 +31,6 @@ pub use log::{LOG_VARS, LogFormat, LogSettings};
 pub use mail::{MAIL_VARS, MailSettings};
 pub use metrics::{METRICS_VARS, MetricsSettings};
 pub use roles::{ExecutorConfig, FetcherConfig, RecipeSettings};
-pub use simulator::*;
 pub use source::{ConfigError, SOURCE_VARS, Source};
 pub use streams::{STREAM_VARS, StreamSettings};
 pub use totp::{TOTP_VARS, TotpSettings};
@@ -66,7 +64,6 @@ const SECTIONS: &[&[Var]] = &[
     MAIL_VARS,
     IMAGE_VARS,
     TOTP_VARS,
-    SIMULATOR_VARS,
 ];
 
 /// Which binary a variable applies to (for `--help` and the README table).
@@ -76,8 +73,6 @@ pub enum Role {
     Fetcher,
     /// `executor`.
     Executor,
-    /// `simulator`.
-    Simulator,
 }
 
 /// Help text listing every variable one binary reads, with defaults.

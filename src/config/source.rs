@@ -13,7 +13,7 @@ use super::var::*;
 vars! {
     /// The variable naming the optional config file.
     SOURCE_VARS;
-    CONFIG_FILE: Option<std::path::PathBuf> = optional_path(), [F, E, S], "Optional file of KEY=VALUE lines read before the environment";
+    CONFIG_FILE: Option<std::path::PathBuf> = optional_path(), [F, E], "Optional file of KEY=VALUE lines read before the environment";
 }
 
 /// A configuration problem found at start-up.

@@ -17,8 +17,6 @@ use super::source::{ConfigError, Source, invalid};
 pub(crate) const F: Role = Role::Fetcher;
 /// The executor, in a declaration's role list.
 pub(crate) const E: Role = Role::Executor;
-/// The simulator, in a declaration's role list.
-pub(crate) const S: Role = Role::Simulator;
 
 /// A week in milliseconds: the longest `_MS` duration accepted unless a declaration says otherwise.
 pub(crate) const WEEK_MS: u64 = 7 * 86_400_000;

@@ -6,9 +6,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use podcast_worker::config::{
-    ExecutorConfig, FetcherConfig, MetricsSettings, Role, SimulatorConfig, Source,
-};
+use podcast_worker::config::{ExecutorConfig, FetcherConfig, MetricsSettings, Role, Source};
+use pw_simulator::config::SimulatorConfig;
 use serde_yaml_ng::Value;
 
 use crate::helpers::compose::{DemoMail, port_of, service_env, stack, strings, yaml};
@@ -33,14 +32,25 @@ fn secret_files(compose: &Value, base: &Path) -> BTreeMap<String, PathBuf> {
 /// A service's environment as the binaries see it in the container: `/run/secrets/<name>` read from
 /// `secrets` (name → file on this machine).
 fn container_source(compose: &Value, service: &str, secrets: &BTreeMap<String, PathBuf>) -> Source {
+    Source::from_pairs(container_env(compose, service, secrets))
+}
+
+/// A service's environment as its container sees it: `/run/secrets/<name>` mapped to the local secret file.
+fn container_env(
+    compose: &Value,
+    service: &str,
+    secrets: &BTreeMap<String, PathBuf>,
+) -> Vec<(String, String)> {
     let env = service_env(compose, service);
-    Source::from_pairs(env.into_iter().map(|(k, v)| {
-        let v = match v.strip_prefix("/run/secrets/") {
-            Some(name) => secrets[name].display().to_string(),
-            None => v,
-        };
-        (k, v)
-    }))
+    env.into_iter()
+        .map(|(k, v)| {
+            let v = match v.strip_prefix("/run/secrets/") {
+                Some(name) => secrets[name].display().to_string(),
+                None => v,
+            };
+            (k, v)
+        })
+        .collect()
 }
 
 /// Runs deploy/compose/make-secrets.sh in `dir` with `api_key` on stdin.
@@ -132,7 +142,8 @@ fn compose_binaries_accept_the_production_and_demo_environments() {
         FetcherConfig::from_source(&src("fetcher")).unwrap_or_else(|e| panic!("fetcher: {e}"));
         ExecutorConfig::from_source(&src("executor")).unwrap_or_else(|e| panic!("executor: {e}"));
     }
-    SimulatorConfig::from_source(&container_source(&demo, "simulator", &demo_secrets))
+    let sim_env = container_env(&demo, "simulator", &demo_secrets);
+    SimulatorConfig::from_source(&pw_simulator::config::Source::from_pairs(sim_env))
         .unwrap_or_else(|e| panic!("simulator: {e}"));
     let demo_env = service_env(&demo, "executor");
     assert_eq!(demo_env["PW_IMAP_CA_FILE"], "/demo-certs/ca.pem");
@@ -206,10 +217,7 @@ fn compose_ports_agree_with_the_binaries_and_prometheus() {
     assert_eq!(sim_port, port_of(target));
     assert_eq!(
         service_env(&compose, "executor")["PW_API_BASE_URL"],
-        format!(
-            "http://simulator:{sim_port}{}",
-            podcast_worker::simulator::BASE_PATH
-        )
+        format!("http://simulator:{sim_port}{}", pw_simulator::BASE_PATH)
     );
     assert_eq!(
         sim["PW_SIM_API_KEY_FILE"],

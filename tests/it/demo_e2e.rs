@@ -7,7 +7,7 @@
 use std::time::{Duration, Instant};
 
 use podcast_worker::metrics::Metrics;
-use podcast_worker::simulator::{DEFAULT_MAIN_DOMAIN, DemoFaults, ScenarioTask};
+use pw_simulator::{DEFAULT_MAIN_DOMAIN, DemoFaults, ScenarioTask};
 use serde_json::{Value, json};
 
 use crate::helpers::demo_stack::{DemoStack, StackOptions};

@@ -5,7 +5,7 @@
 use std::time::{Duration, SystemTime};
 
 use podcast_worker::mailbox::{MailLogin, MailQuery, Mailbox};
-use podcast_worker::simulator::{self, MailOptions, ScenarioSpec, SimulatorOptions};
+use pw_simulator::{self as simulator, MailOptions, ScenarioSpec, SimulatorOptions};
 use regex::Regex;
 use secrecy::SecretString;
 

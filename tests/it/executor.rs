@@ -7,10 +7,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use podcast_worker::executor::{Executor, Outcome};
-use podcast_worker::simulator::Faults;
 use podcast_worker::streams::StreamKeys;
 use podcast_worker::streams::consumer::Consumer;
 use podcast_worker::task::{Site, TaskId};
+use pw_simulator::Faults;
 use redis::AsyncCommands;
 use tokio_util::sync::CancellationToken;
 

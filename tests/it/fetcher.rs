@@ -253,7 +253,7 @@ async fn fetcher_process_killed_with_sigkill_is_replaced_by_the_standby() {
         "took {:?}",
         killed.elapsed()
     );
-    sim.add_scenario(&podcast_worker::simulator::ScenarioSpec {
+    sim.add_scenario(&pw_simulator::ScenarioSpec {
         requests: 3,
         subs_per_request: 0,
         ..Default::default()

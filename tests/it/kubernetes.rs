@@ -4,7 +4,7 @@
 
 use std::collections::BTreeSet;
 
-use podcast_worker::config::all_vars;
+use crate::helpers::every_var as all_vars;
 use serde_yaml_ng::Value;
 
 use crate::helpers::compose::strings;

@@ -53,7 +53,6 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("shutdown", &[]),
     ("telemetry", &[]),
     ("cli", &["config", "telemetry", "shutdown"]),
-    ("simulator", &[]),
 ];
 
 /// Modules that may import `crate::metrics` only through `crate::metrics::labels` (the label enums).
@@ -174,7 +173,7 @@ fn binaries_use_only_config_telemetry_shutdown_cli_and_their_role() {
     rust_files(&bin, &mut files);
     assert!(
         files.len() >= 3,
-        "expected the fetcher, executor and simulator binaries"
+        "expected the fetcher, executor and recipe-check binaries"
     );
     for file in files {
         let text = std::fs::read_to_string(&file).expect("read binary");
@@ -229,4 +228,22 @@ fn crate_imports_parser_sees_grouped_and_plain_paths() {
             .map(String::from)
             .collect()
     );
+}
+
+#[test]
+fn simulator_crate_depends_on_nothing_of_the_fleet_crate() {
+    // With no dependency on `podcast-worker`, the compiler keeps the simulator from sharing its code, so a
+    // wire-format mistake cannot hide on both sides.
+    let manifest =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("simulator/Cargo.toml"))
+            .expect("simulator/Cargo.toml");
+    let manifest: toml::Table = manifest.parse().expect("simulator/Cargo.toml parses");
+    for section in ["dependencies", "dev-dependencies", "build-dependencies"] {
+        if let Some(deps) = manifest.get(section).and_then(|d| d.as_table()) {
+            assert!(
+                !deps.contains_key("podcast-worker"),
+                "simulator/Cargo.toml [{section}] depends on the fleet crate"
+            );
+        }
+    }
 }

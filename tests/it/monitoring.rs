@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use podcast_worker::metrics::{Metrics, MetricsOptions};
-use podcast_worker::simulator;
+use pw_simulator as simulator;
 use serde_json::Value;
 
 use crate::helpers::monitoring::{
@@ -301,7 +301,7 @@ async fn monitoring_live_prometheus_evaluates_every_dashboard_query_and_alert() 
     let sim_addr = free_addr();
     let sim = Proc::spawn(
         "simulator",
-        env!("CARGO_BIN_EXE_simulator"),
+        crate::helpers::simulator_bin(),
         &[
             ("PW_SIM_LISTEN", sim_addr.clone()),
             ("PW_SIM_API_KEY", KEY.into()),

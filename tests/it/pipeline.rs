@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use podcast_worker::simulator::Faults;
+use pw_simulator::Faults;
 
 use crate::helpers::pipeline::{CountingDriver, Pipeline};
 

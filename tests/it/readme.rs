@@ -1,6 +1,6 @@
 //! README.md stays true: its configuration table lists every variable with its real default.
 
-use podcast_worker::config::all_vars;
+use crate::helpers::every_var as all_vars;
 
 /// The table rows README.md must contain, one per variable, in `all_vars()` order.
 fn expected_rows() -> Vec<String> {

@@ -6,7 +6,7 @@
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use podcast_worker::simulator::Audit;
+use pw_simulator::Audit;
 
 use crate::helpers::eventually;
 use crate::helpers::fetcher::{SIM_KEY, simulator};

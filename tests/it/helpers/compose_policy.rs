@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use podcast_worker::config::all_vars;
+use crate::helpers::every_var as all_vars;
 use serde_yaml_ng::Value;
 
 use super::compose::{env_file, interpolate_tree, mebibytes, seconds, service_env, stack, strings};

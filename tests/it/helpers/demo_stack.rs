@@ -9,9 +9,9 @@ use podcast_worker::config::{ExecutorConfig, FetcherConfig, Source};
 use podcast_worker::executor::Executor;
 use podcast_worker::fetcher::Fetcher;
 use podcast_worker::metrics::Metrics;
-use podcast_worker::simulator::{
-    self, DemoFaults, MailOptions, ScenarioSpec, ScenarioTask, SimulatorHandle, SimulatorOptions,
-    TaskView,
+use pw_simulator::{
+    self as simulator, DemoFaults, MailOptions, ScenarioSpec, ScenarioTask, SimulatorHandle,
+    SimulatorOptions, TaskView,
 };
 use serde_json::{Value, json};
 use tokio::task::JoinSet;

@@ -10,8 +10,8 @@ use podcast_worker::config::{ExecutorConfig, FetcherConfig, Source};
 use podcast_worker::driver::{Driver, DriverError};
 use podcast_worker::fetcher::Fetcher;
 use podcast_worker::metrics::{Metrics, MetricsOptions};
-use podcast_worker::simulator::{self, ScenarioSpec, SimulatorHandle, SimulatorOptions};
 use podcast_worker::task::{Registration, Task};
+use pw_simulator::{self as simulator, ScenarioSpec, SimulatorHandle, SimulatorOptions};
 use secrecy::{ExposeSecret, SecretString};
 
 use super::{redis_url, unique_prefix};

@@ -8,7 +8,7 @@ use std::time::Duration;
 use podcast_worker::config::{ApiSettings, FetcherSettings};
 use podcast_worker::fetcher::Fetcher;
 use podcast_worker::metrics::{Metrics, MetricsOptions};
-use podcast_worker::simulator::{self, ScenarioSpec, SimulatorHandle, SimulatorOptions};
+use pw_simulator::{self as simulator, ScenarioSpec, SimulatorHandle, SimulatorOptions};
 use secrecy::SecretString;
 
 use super::redis_url;

@@ -6,7 +6,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use podcast_worker::config::all_vars;
+use crate::helpers::every_var as all_vars;
 use podcast_worker::streams::StreamKeys;
 use podcast_worker::task::Site;
 use serde_yaml_ng::Value;

@@ -84,3 +84,64 @@ pub mod fetcher;
 pub mod fixture_site;
 pub mod pipeline;
 pub mod scripted_http;
+
+/// The simulator binary, from the `pw-simulator` workspace crate (a binary of another package has no
+/// `CARGO_BIN_EXE_*`). Built once per test process with the profile of this test binary, so a filtered run
+/// never starts a stale one.
+pub fn simulator_bin() -> std::path::PathBuf {
+    static BIN: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    BIN.get_or_init(|| {
+        let exe = std::env::current_exe().expect("test binary path");
+        let profile_dir = exe
+            .parent()
+            .and_then(|deps| deps.parent())
+            .expect("target/<profile>/deps");
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut build = std::process::Command::new(cargo);
+        build.args([
+            "build",
+            "--quiet",
+            "-p",
+            "pw-simulator",
+            "--bin",
+            "simulator",
+        ]);
+        if profile_dir.ends_with("release") {
+            build.arg("--release");
+        }
+        let status = build
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .status()
+            .expect("run cargo build for the simulator");
+        assert!(status.success(), "cargo build -p pw-simulator failed");
+        profile_dir.join("simulator")
+    })
+    .clone()
+}
+
+/// A variable some binary reads: the fleet's (`podcast_worker::config::all_vars`) or the simulator's
+/// (`pw_simulator::config::VARS`), which are declared in two crates that share no code.
+#[derive(Debug, Clone, Copy)]
+pub struct KnownVar {
+    pub name: &'static str,
+    pub default: Option<&'static str>,
+    pub secret: bool,
+    pub help: &'static str,
+}
+
+/// Every variable of every binary: the fleet's, then the simulator's.
+pub fn every_var() -> impl Iterator<Item = KnownVar> {
+    let fleet = podcast_worker::config::all_vars().map(|v| KnownVar {
+        name: v.name,
+        default: v.default,
+        secret: v.secret,
+        help: v.help,
+    });
+    let simulator = pw_simulator::config::VARS.iter().map(|v| KnownVar {
+        name: v.name,
+        default: v.default,
+        secret: v.secret,
+        help: v.help,
+    });
+    fleet.chain(simulator)
+}

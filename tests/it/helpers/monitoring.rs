@@ -272,7 +272,8 @@ impl Drop for Proc {
 
 impl Proc {
     /// Starts `bin` with only `PATH`, `HOME` and `envs` in its environment.
-    pub fn spawn(name: &str, bin: &str, envs: &[(&str, String)]) -> Self {
+    pub fn spawn(name: &str, bin: impl AsRef<std::path::Path>, envs: &[(&str, String)]) -> Self {
+        let bin = bin.as_ref();
         let log = tempfile::NamedTempFile::new().unwrap();
         let mut cmd = Command::new(bin);
         cmd.env_clear()
@@ -287,7 +288,7 @@ impl Proc {
             .stderr(log.reopen().unwrap());
         let child = cmd
             .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {bin}: {e}"));
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
         Self {
             child: std::sync::Mutex::new(child),
             name: name.to_owned(),

@@ -9,11 +9,11 @@ use podcast_worker::config::{ExecutorConfig, FetcherConfig, Source};
 use podcast_worker::driver::{Driver, DriverError, Drivers};
 use podcast_worker::executor::Executor;
 use podcast_worker::fetcher::Fetcher;
-use podcast_worker::simulator::{
-    self, Audit, DEFAULT_MAIN_DOMAIN, DEFAULT_SUB_DOMAINS, Faults, ScenarioSpec, SimulatorHandle,
-    SimulatorOptions,
-};
 use podcast_worker::task::{Registration, Task};
+use pw_simulator::{
+    self as simulator, Audit, DEFAULT_MAIN_DOMAIN, DEFAULT_SUB_DOMAINS, Faults, ScenarioSpec,
+    SimulatorHandle, SimulatorOptions,
+};
 use secrecy::SecretString;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -21,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 use super::fetcher::metrics;
 use super::{cleanup, eventually, redis_url, unique_prefix};
 use podcast_worker::metrics::Metrics;
-use podcast_worker::simulator::REQUESTS_TOTAL;
+use pw_simulator::REQUESTS_TOTAL;
 
 const KEY: &str = "pipeline-key-9c0d";
 const OUTBOX_KEY_HEX: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use podcast_worker::simulator::{self, Faults, ScenarioSpec, SimulatorHandle, SimulatorOptions};
+use pw_simulator::{self as simulator, Faults, ScenarioSpec, SimulatorHandle, SimulatorOptions};
 use serde_json::{Value, json};
 
 const KEY: &str = "test-api-key";

@@ -1,23 +1,33 @@
-//! The simulator binary (`docs/simulator.md`): `PW_SIM_*` → the simulator's options; serves until SIGTERM.
+//! The simulator binary (`docs/simulator.md`): `PW_SIM_*` → [`SimulatorOptions`]; serves until SIGINT/SIGTERM.
+//! Exit codes as the fleet's binaries: 0 after a clean shutdown, 1 when it fails, 2 for a configuration error.
 
-use anyhow::Context;
-use podcast_worker::config::{self, Role, SimulatorConfig, Source};
-use podcast_worker::simulator::{self, Faults, MailOptions, ScenarioSpec, SimulatorOptions};
-use podcast_worker::{cli, shutdown};
+use std::process::ExitCode;
+
+use pw_simulator::config::{self, SimulatorConfig, Source};
+use pw_simulator::{Faults, MailOptions, ScenarioSpec, SimulatorOptions};
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    config::handle_args(
-        "simulator",
-        Role::Simulator,
-        "stand-in manager API and demo podcast platforms",
-    )?;
-    let cfg = SimulatorConfig::from_source(&Source::from_env()?)
-        .context("while reading the configuration")?;
-    cli::init_logging(&cfg.log);
-    let cancel = shutdown::shutdown_token();
-    let result = simulator::run(options(cfg), cancel).await;
-    result.context("while running the simulator")
+async fn main() -> ExitCode {
+    let loaded = config::handle_args().and_then(|()| {
+        let src = Source::from_env()?;
+        SimulatorConfig::from_source(&src)
+    });
+    let cfg = match loaded {
+        Ok(cfg) => cfg,
+        Err(e) => {
+            eprintln!("simulator: configuration error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    pw_simulator::init_logging(&cfg.log);
+    match pw_simulator::run(options(cfg), pw_simulator::shutdown_token()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %e, "simulator failed");
+            eprintln!("simulator: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 fn options(cfg: SimulatorConfig) -> SimulatorOptions {

@@ -4,8 +4,8 @@
 
 use std::time::{Duration, Instant};
 
-use podcast_worker::simulator::{
-    self, DemoFaults, MailOptions, ScenarioSpec, SimulatorHandle, SimulatorOptions,
+use pw_simulator::{
+    self as simulator, DemoFaults, MailOptions, ScenarioSpec, SimulatorHandle, SimulatorOptions,
 };
 use regex::Regex;
 use serde_json::{Value, json};
