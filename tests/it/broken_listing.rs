@@ -9,7 +9,7 @@ use std::time::Duration;
 use axum::body::Bytes;
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
-use podcast_worker::simulator::ScenarioSpec;
+use pw_simulator::ScenarioSpec;
 
 use crate::helpers::eventually;
 use crate::helpers::fetcher::{SIM_KEY, simulator};
