@@ -4,12 +4,14 @@
 //! with this one) stands in for the manager API in tests and demos.
 //!
 //! # Layout
+//! - [`admin`]: `pwctl`, the operator's command (status, dead letters, outbox, consumers, pause, drain).
 //! - [`browser`]: the headless Chromium pool: one fresh context per task, recycling, crash recovery.
 //! - [`recipe`]: the recipe language (parse, validate) and the recipe driver running it in the browser.
 //! - [`task`]: the task, its id, site kind, stream entry and registration result; pure data.
 //! - [`config`]: `PW_*` environment variables into typed per-role sections.
 //! - [`task_api`]: the manager API client and its error classification.
 //! - [`driver`]: the `Driver` trait the executor runs tasks through.
+//! - [`control`]: fleet-wide control in Redis: paused domains, the per-domain circuit breaker, drain requests.
 //! - [`executor`]: claims entries, runs drivers, reports back; bounded, drained on SIGTERM.
 //! - [`streams`]: Redis key layout and stream operations.
 //! - [`outbox`]: finished results, encrypted, kept until the manager accepts their report.
@@ -19,9 +21,11 @@
 //! - [`mailbox`]: verification mail over IMAP; [`totp`]: second-factor codes; [`image`]: the SSRF-guarded
 //!   `image_url` download.
 
+pub mod admin;
 pub mod browser;
 pub mod cli;
 pub mod config;
+pub mod control;
 pub mod driver;
 pub mod executor;
 pub mod fetcher;

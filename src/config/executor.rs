@@ -25,6 +25,7 @@ vars! {
     OUTBOX_RETRY_MS: Duration = millis(1, WEEK_MS).or("5000"), [E], "How often results waiting in the outbox are reported again";
     CONSUMER_NAME: Option<String> = optional_text(), [E], "Consumer name in the group; default `<hostname>-<pid>`";
     SYNTHETIC_DOMAINS: Vec<String> = domains().or(""), [E], "Benchmark/test only: domains served by a synthetic driver that registers nothing, e.g. a.test,b.test";
+    SYNTHETIC_FAIL_DOMAINS: Vec<String> = domains().or(""), [E], "Test only: synthetic domains whose every registration fails as a broken recipe (\"recipe error: …\")";
     SYNTHETIC_DELAY_MS: Duration = millis(0, 86_400_000).or("0"), [E], "Benchmark/test only: how long one synthetic registration takes";
 }
 use vars::*;
@@ -82,6 +83,8 @@ pub struct ExecutorSettings {
     pub main_domains: Vec<String>,
     /// Benchmark/test only: domains served by the synthetic driver, normalised.
     pub synthetic_domains: Vec<String>,
+    /// Test only: synthetic domains whose registrations fail as a broken recipe, normalised.
+    pub synthetic_fail_domains: Vec<String>,
     /// Benchmark/test only: duration of one synthetic registration.
     pub synthetic_delay: Duration,
 }
@@ -123,6 +126,7 @@ impl ExecutorSettings {
             consumer_name,
             main_domains: src.get(&MAIN_DOMAINS)?,
             synthetic_domains: src.get(&SYNTHETIC_DOMAINS)?,
+            synthetic_fail_domains: src.get(&SYNTHETIC_FAIL_DOMAINS)?,
             synthetic_delay: src.get(&SYNTHETIC_DELAY_MS)?,
         })
     }

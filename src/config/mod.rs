@@ -11,6 +11,7 @@ mod var;
 
 mod api;
 mod browser;
+mod control;
 mod executor;
 mod fetcher;
 mod image;
@@ -24,6 +25,7 @@ mod totp;
 
 pub use api::{API_VARS, ApiSettings};
 pub use browser::{BROWSER_VARS, BrowserSettings};
+pub use control::{AdminConfig, CONTROL_VARS, ControlSettings};
 pub use executor::{EXECUTOR_VARS, ExecutorSettings, OutboxKey, default_consumer_name};
 pub use fetcher::{FETCHER_VARS, FetcherSettings};
 pub use image::{IMAGE_VARS, ImageSettings};
@@ -40,6 +42,7 @@ pub use var::{Setting, Var};
 pub mod vars {
     pub use super::api::vars::*;
     pub use super::browser::vars::*;
+    pub use super::control::vars::*;
     pub use super::executor::vars::*;
     pub use super::fetcher::vars::*;
     pub use super::image::vars::*;
@@ -59,6 +62,7 @@ const SECTIONS: &[&[Var]] = &[
     API_VARS,
     FETCHER_VARS,
     EXECUTOR_VARS,
+    CONTROL_VARS,
     METRICS_VARS,
     BROWSER_VARS,
     MAIL_VARS,

@@ -84,6 +84,8 @@ pub struct ExecutorConfig {
     pub metrics: MetricsSettings,
     /// Browser, mail, image and TOTP settings of the recipe drivers.
     pub recipe: RecipeSettings,
+    /// Paused domains, the circuit breaker and drain requests.
+    pub control: super::ControlSettings,
 }
 
 impl ExecutorConfig {
@@ -99,6 +101,7 @@ impl ExecutorConfig {
             executor: ExecutorSettings::from_source(src)?,
             metrics: MetricsSettings::from_source(src, Role::Executor)?,
             recipe: RecipeSettings::from_source(src)?,
+            control: super::ControlSettings::from_source(src)?,
         };
         // The recipe must end first, so a timed-out run still saves its failure artifacts.
         if c.recipe.browser.recipe_timeout >= c.executor.task_timeout {

@@ -21,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::{ApiSettings, ExecutorConfig, ExecutorSettings};
+use crate::control::{Control, Gate};
 use crate::driver::Drivers;
 use crate::metrics::Metrics;
 use crate::outbox::Outbox;
@@ -87,6 +88,8 @@ pub(crate) struct Inner {
     /// Entries claimed beyond what was asked (a blocking read can return both streams), run next.
     buffered: Mutex<VecDeque<Claimed>>,
     halted_until: Mutex<Option<Instant>>,
+    /// Paused domains, the circuit breaker and drain requests (`control`).
+    gate: Gate<Claimed>,
 }
 
 /// One executor process's engine. Cheap to clone.
@@ -131,7 +134,18 @@ impl Executor {
             .iter()
             .map(|(d, n)| (d.clone(), Arc::new(Semaphore::new(n.get()))))
             .collect();
+        let control = Control::new(consumer.connection(), &config.streams.key_prefix);
+        // A probe may run all its attempts; after that another task may probe in its place.
+        let probe_ttl = cfg.task_timeout * cfg.task_attempts + Duration::from_secs(60);
+        let gate = Gate::new(
+            control,
+            config.control.clone(),
+            &cfg.consumer_name,
+            probe_ttl,
+            metrics.clone(),
+        );
         let inner = Inner {
+            gate,
             slots: Arc::new(Semaphore::new(cfg.concurrency.get())),
             max_deliveries: config.streams.max_deliveries,
             lock_ttl: report_budget(&config.api),
@@ -145,6 +159,10 @@ impl Executor {
             buffered: Mutex::new(VecDeque::new()),
             halted_until: Mutex::new(None),
         };
+        // Pauses in force before the first claim, so a fresh executor never starts a paused domain's task.
+        if let Err(e) = inner.gate.refresh().await {
+            tracing::warn!(error = %e, "cannot read paused domains yet; the control poll retries");
+        }
         Ok(Self {
             inner: Arc::new(inner),
         })
@@ -198,8 +216,16 @@ impl Executor {
         let inner = self.inner.clone();
         let bg = background_stop.clone();
         background.spawn(async move { inner.run_outbox_loop(bg).await });
+        // `pwctl drain` cancels `claiming` only: this executor drains and returns as on SIGTERM.
+        let claiming = cancel.child_token();
+        let (inner, bg, drain) = (
+            self.inner.clone(),
+            background_stop.clone(),
+            claiming.clone(),
+        );
+        background.spawn(async move { inner.gate.run(bg, drain).await });
         tracing::info!(consumer = %self.consumer_name(), drivers = ?self.inner.drivers.domains(), "executor started");
-        self.dispatch(&cancel, &tasks, &hard_stop).await;
+        self.dispatch(&claiming, &tasks, &hard_stop).await;
         tracing::info!("stopped claiming; draining running tasks");
         if !crate::shutdown::drain(&tasks, self.inner.cfg.shutdown_grace).await {
             tracing::warn!(
@@ -212,6 +238,9 @@ impl Executor {
         background_stop.cancel();
         background.close();
         background.wait().await;
+        if !cancel.is_cancelled() {
+            self.inner.gate.drained().await;
+        }
         tracing::info!("executor stopped");
     }
 
@@ -271,10 +300,21 @@ impl Executor {
 impl Inner {
     /// The next entry to work on: a buffered one, else up to `want` newly claimed (extras are buffered).
     async fn next_claimed(&self, want: usize) -> Result<Option<Claimed>, StreamError> {
+        if let Some(released) = self.gate.release_next().await {
+            return Ok(Some(released.item));
+        }
         if let Some(c) = self.buffered.lock().ok().and_then(|mut b| b.pop_front()) {
             return Ok(Some(c));
         }
-        let mut got: VecDeque<Claimed> = self.consumer.claim(want).await?.into();
+        let claimed = self.consumer.claim(want).await?;
+        // A paused domain's entries are held by the gate (still ours, leases renewed) until released.
+        let key = |c: &Claimed| {
+            c.entry
+                .as_ref()
+                .ok()
+                .map(|e| (e.domain.as_str().to_owned(), e.id.to_string()))
+        };
+        let mut got: VecDeque<Claimed> = self.gate.sort(claimed, key).await.into();
         self.metrics.set_redis_reachable(true);
         let first = got.pop_front();
         if !got.is_empty()
@@ -286,10 +326,11 @@ impl Inner {
     }
 
     fn abandon_buffered(&self) {
-        let left: Vec<Claimed> = match self.buffered.lock() {
+        let mut left: Vec<Claimed> = match self.buffered.lock() {
             Ok(mut b) => b.drain(..).collect(),
             Err(_) => Vec::new(),
         };
+        left.extend(self.gate.take_all());
         for c in &left {
             self.consumer.abandon(c);
         }

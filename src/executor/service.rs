@@ -101,8 +101,7 @@ pub async fn run_service(
 /// Chromium); otherwise a missing or invalid recipe stops start-up.
 fn build_drivers(config: &ExecutorConfig) -> Result<(Drivers, Option<BrowserPool>), ServiceError> {
     let synthetic = drivers_from_config(&config.executor);
-    if !config.executor.synthetic_domains.is_empty() && !config.recipe.browser.recipes_dir.is_dir()
-    {
+    if !synthetic.domains().is_empty() && !config.recipe.browser.recipes_dir.is_dir() {
         tracing::info!(domains = ?synthetic.domains(), "synthetic driver only (no recipes directory)");
         return Ok((synthetic, None));
     }

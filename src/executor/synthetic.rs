@@ -15,12 +15,25 @@ use crate::task::{Registration, Task, normalise_domain};
 #[derive(Debug, Clone)]
 pub struct SyntheticDriver {
     delay: Duration,
+    broken: bool,
 }
 
 impl SyntheticDriver {
     /// A driver whose every registration takes `delay`.
     pub fn new(delay: Duration) -> Self {
-        Self { delay }
+        Self {
+            delay,
+            broken: false,
+        }
+    }
+
+    /// A driver whose every registration fails after `delay` as a recipe that no longer fits its site
+    /// (`recipe error: …`, permanent): what the circuit breaker counts (`PW_SYNTHETIC_FAIL_DOMAINS`).
+    pub fn broken(delay: Duration) -> Self {
+        Self {
+            delay,
+            broken: true,
+        }
     }
 }
 
@@ -37,6 +50,11 @@ impl Driver for SyntheticDriver {
         );
         tokio::time::sleep(self.delay).await;
         let domain = normalise_domain(&task.domain);
+        if self.broken {
+            return Err(DriverError::Permanent(format!(
+                "recipe error: synthetic broken recipe for {domain} (PW_SYNTHETIC_FAIL_DOMAINS)"
+            )));
+        }
         let username = if task.username.is_empty() {
             format!("user-{}", task.id)
         } else {
@@ -57,13 +75,17 @@ impl Driver for SyntheticDriver {
 }
 
 /// The drivers the executor binary serves, from its configuration. Today: the synthetic driver on
-/// `PW_SYNTHETIC_DOMAINS`. Recipe (browser) drivers are added here when they exist; a synthetic domain
+/// `PW_SYNTHETIC_DOMAINS` (and its broken variant on `PW_SYNTHETIC_FAIL_DOMAINS`). Recipe (browser) drivers are added here when they exist; a synthetic domain
 /// wins over a recipe one, so a benchmark never opens a browser.
 pub fn drivers_from_config(settings: &ExecutorSettings) -> Drivers {
     let mut drivers = Drivers::new();
     let synthetic: Arc<dyn Driver> = Arc::new(SyntheticDriver::new(settings.synthetic_delay));
     for domain in &settings.synthetic_domains {
         drivers.insert(domain, synthetic.clone());
+    }
+    let broken: Arc<dyn Driver> = Arc::new(SyntheticDriver::broken(settings.synthetic_delay));
+    for domain in &settings.synthetic_fail_domains {
+        drivers.insert(domain, broken.clone());
     }
     drivers
 }

@@ -107,6 +107,9 @@ impl Inner {
         if let Some(done) = self.check_outbox(claimed, entry).await {
             return done;
         }
+        if let Some(paused) = self.gate.take_expired(entry.id.as_str()) {
+            return self.start_and_fail(claimed, entry, paused).await;
+        }
         let t0 = Instant::now();
         let task = match self.api.get(&entry.id).await {
             Ok(task) => task,
@@ -167,6 +170,10 @@ impl Inner {
         };
         self.metrics
             .stage_duration(entry.site, Stage::Register, t0.elapsed());
+        let ended = result.as_ref().map(drop).map_err(String::as_str);
+        self.gate
+            .finished(&entry.domain, entry.id.as_str(), ended)
+            .await;
         let record = match result {
             Ok(reg) => self.record(claimed, entry, Report::Complete(reg), attempts),
             Err(msg) => self.fail_record(claimed, entry, msg, attempts),

@@ -4,6 +4,7 @@
 //! owns the label enums in [`labels`], which the adapters use as their own types. Labels are bounded and
 //! every combination exists (at 0) from construction on.
 
+mod control;
 mod health;
 pub mod labels;
 mod names;
@@ -14,6 +15,9 @@ use std::time::Duration;
 
 use prometheus::{Encoder, IntGaugeVec, Opts, Registry, TextEncoder};
 
+pub use control::{
+    BREAKER_OPENED, BREAKER_STATE, ControlMetrics, DOMAIN_PAUSED, DomainControl, TASKS_HELD,
+};
 pub use health::{Health, Liveness, Readiness};
 pub use labels::{Endpoint, ErrorClass, MailOutcome, Outcome, RestartReason, Stage, StatusClass};
 pub use names::*;
@@ -155,6 +159,11 @@ impl Metrics {
         // Encoding our own well-formed families into a Vec cannot fail.
         let _ = TextEncoder::new().encode(&self.registry.gather(), &mut buf);
         String::from_utf8(buf).unwrap_or_default()
+    }
+
+    /// Domains with their own `domain` label value (sorted; every other is `other`).
+    pub fn known_domains(&self) -> &[String] {
+        &self.domains
     }
 
     /// The `domain` label value of `domain`: itself (normalised) when known, else `other`.

@@ -46,8 +46,13 @@ const ALLOWED: &[(&str, &[&str])] = &[
         "executor",
         &[
             "streams", "recipe", "browser", "outbox", "task_api", "task", "metrics", "driver",
-            "config", "shutdown",
+            "config", "shutdown", "control",
         ],
+    ),
+    ("control", &["task", "config", "streams", "metrics"]),
+    (
+        "admin",
+        &["task", "config", "streams", "control", "outbox", "cli"],
     ),
     ("metrics", &["task"]),
     ("shutdown", &[]),

@@ -2,11 +2,13 @@
 
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
+mod admin;
 mod binaries;
 mod broken_listing;
 mod browser_pool;
 mod compose;
 mod compose_stack;
+mod control;
 mod demo_e2e;
 mod demo_mail;
 mod executor;

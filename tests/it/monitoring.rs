@@ -27,6 +27,8 @@ fn families_of(role: &'static str) -> BTreeSet<String> {
         stall_after: Duration::from_secs(60),
     })
     .unwrap();
+    // Registered by executors only (their control gate).
+    podcast_worker::metrics::ControlMetrics::register(&m).unwrap();
     m.registry()
         .gather()
         .iter()

@@ -1,0 +1,256 @@
+//! `pwctl status`: one look at the whole fleet from Redis.
+
+use std::collections::BTreeMap;
+
+use redis::AsyncCommands;
+use redis::streams::{StreamInfoConsumersReply, StreamInfoGroupsReply, StreamPendingReply};
+use serde_json::{Value, json};
+
+use super::output::{human_ms, stream_id_ms, table};
+use super::{AdminError, Ctx, Out};
+use crate::control::now_ms;
+use crate::streams::{GROUP, StreamError};
+use crate::task::Site;
+
+/// One task stream as the group sees it.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct StreamRow {
+    pub(crate) stream: &'static str,
+    pub(crate) length: u64,
+    pub(crate) group: bool,
+    pub(crate) lag: u64,
+    pub(crate) pending: u64,
+    pub(crate) oldest_pending_ms: Option<u64>,
+}
+
+/// One consumer across both streams.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ConsumerRow {
+    pub(crate) name: String,
+    /// Pending entries by stream (`main`, `sub`).
+    pub(crate) pending: BTreeMap<&'static str, u64>,
+    /// Smallest idle time over the streams it is known on.
+    pub(crate) idle_ms: u64,
+}
+
+impl ConsumerRow {
+    pub(crate) fn total_pending(&self) -> u64 {
+        self.pending.values().sum()
+    }
+}
+
+/// Length, lag, pending and the oldest pending entry's age of one stream.
+async fn stream_row(ctx: &Ctx, site: Site) -> Result<StreamRow, AdminError> {
+    let key = ctx.keys.tasks(site);
+    let mut conn = ctx.conn();
+    let length: u64 = conn.xlen(&key).await.map_err(StreamError::redis("XLEN"))?;
+    let mut row = StreamRow {
+        stream: site.as_str(),
+        length,
+        ..StreamRow::default()
+    };
+    let groups: Result<StreamInfoGroupsReply, _> = conn.xinfo_groups(&key).await;
+    let Some(g) = groups
+        .ok()
+        .and_then(|r| r.groups.into_iter().find(|g| g.name == GROUP))
+    else {
+        return Ok(row);
+    };
+    row.group = true;
+    row.pending = g.pending as u64;
+    row.lag = g
+        .lag
+        .map_or_else(|| length.saturating_sub(row.pending), |l| l as u64);
+    if row.pending > 0 {
+        let summary: StreamPendingReply = conn
+            .xpending(&key, GROUP)
+            .await
+            .map_err(StreamError::redis("XPENDING"))?;
+        if let StreamPendingReply::Data(d) = summary {
+            row.oldest_pending_ms = stream_id_ms(&d.start_id).map(|t| now_ms().saturating_sub(t));
+        }
+    }
+    Ok(row)
+}
+
+/// Every consumer of the group on both streams.
+pub(crate) async fn consumer_rows(ctx: &Ctx) -> Result<Vec<ConsumerRow>, AdminError> {
+    let mut by_name: BTreeMap<String, ConsumerRow> = BTreeMap::new();
+    for site in Site::ALL {
+        let reply: Result<StreamInfoConsumersReply, redis::RedisError> = ctx
+            .conn()
+            .xinfo_consumers(ctx.keys.tasks(site), GROUP)
+            .await;
+        let consumers = match reply {
+            Ok(r) => r.consumers,
+            // No group, or no stream at all (nothing was ever queued under this prefix).
+            Err(e) if e.code() == Some("NOGROUP") || e.to_string().contains("no such key") => {
+                continue;
+            }
+            Err(e) => return Err(StreamError::redis("XINFO CONSUMERS")(e).into()),
+        };
+        for c in consumers {
+            let row = by_name
+                .entry(c.name.clone())
+                .or_insert_with(|| ConsumerRow {
+                    name: c.name.clone(),
+                    idle_ms: u64::MAX,
+                    ..ConsumerRow::default()
+                });
+            row.pending.insert(site.as_str(), c.pending as u64);
+            row.idle_ms = row.idle_ms.min(c.idle as u64);
+        }
+    }
+    Ok(by_name.into_values().collect())
+}
+
+/// Ids of every waiting outbox record.
+pub(crate) async fn outbox_ids(ctx: &Ctx) -> Result<Vec<String>, AdminError> {
+    let pattern = crate::control::escape_glob_prefix(&ctx.keys.outbox_pattern());
+    let cut = ctx.keys.outbox_pattern().len() - 1;
+    let mut conn = ctx.conn();
+    let mut iter: redis::AsyncIter<String> = conn
+        .scan_match(pattern)
+        .await
+        .map_err(StreamError::redis("SCAN outbox"))?;
+    let mut ids = Vec::new();
+    while let Some(key) = futures::StreamExt::next(&mut iter).await {
+        let key = key.map_err(StreamError::redis("SCAN outbox"))?;
+        if let Some(id) = key.get(cut..) {
+            ids.push(id.to_owned());
+        }
+    }
+    ids.sort();
+    Ok(ids)
+}
+
+/// `pwctl status`.
+pub(super) async fn status(ctx: &Ctx) -> Result<Out, AdminError> {
+    let mut streams = Vec::new();
+    for site in Site::ALL {
+        streams.push(stream_row(ctx, site).await?);
+    }
+    let consumers = consumer_rows(ctx).await?;
+    let mut conn = ctx.conn();
+    let dead: u64 = conn
+        .xlen(ctx.keys.dead())
+        .await
+        .map_err(StreamError::redis("XLEN dead"))?;
+    let outbox = outbox_ids(ctx).await?.len();
+    let paused = ctx.control.paused().await?;
+    let breakers = ctx.control.breakers().await?;
+    let drains = ctx.control.drains().await?;
+    let leader: Option<String> = conn
+        .get(ctx.keys.leader())
+        .await
+        .map_err(StreamError::redis("GET leader"))?;
+    let leader_ttl: i64 = conn
+        .pttl(ctx.keys.leader())
+        .await
+        .map_err(StreamError::redis("PTTL leader"))?;
+    let now = now_ms();
+
+    let json = json!({
+        "streams": streams.iter().map(|s| json!({
+            "stream": s.stream, "length": s.length, "group": s.group, "lag": s.lag,
+            "pending": s.pending, "oldest_pending_age_ms": s.oldest_pending_ms,
+        })).collect::<Vec<_>>(),
+        "consumers": consumers.iter().map(|c| json!({
+            "name": c.name, "pending": c.pending, "idle_ms": c.idle_ms,
+            "drain_requested_at_ms": drains.get(&c.name),
+        })).collect::<Vec<_>>(),
+        "dead_letters": dead,
+        "outbox_records": outbox,
+        "paused": paused.iter().map(|(d, p)| json!({
+            "domain": d, "by": p.by.as_str(), "reason": p.reason, "at_ms": p.at_ms,
+            "probe_due_ms": p.probe_due_ms,
+        })).collect::<Vec<_>>(),
+        "breakers": breakers.iter().map(|(d, b)| json!({
+            "domain": d, "state": b.state.as_str(), "reason": b.reason, "opened_at_ms": b.opened_at_ms,
+            "probe_due_ms": b.probe_due_ms, "failures": b.failures, "probe_task": b.probe_task,
+            "probe_owner": b.probe_owner,
+        })).collect::<Vec<_>>(),
+        "drains": drains,
+        "fetcher_leader": leader.as_ref().map(|l| json!({ "holder": l, "ttl_ms": leader_ttl })),
+        "last_listing": Value::Null,
+    });
+
+    let mut text = String::from("Streams\n");
+    let rows: Vec<Vec<String>> = streams
+        .iter()
+        .map(|s| {
+            vec![
+                s.stream.to_owned(),
+                s.length.to_string(),
+                if s.group {
+                    s.lag.to_string()
+                } else {
+                    "no group".into()
+                },
+                s.pending.to_string(),
+                s.oldest_pending_ms.map_or("-".into(), human_ms),
+            ]
+        })
+        .collect();
+    text.push_str(&table(
+        &["stream", "length", "lag", "pending", "oldest pending"],
+        &rows,
+    ));
+    text.push_str(&format!(
+        "\nDead letters: {dead}    Outbox records: {outbox}\n"
+    ));
+    text.push_str(&match &leader {
+        Some(l) => format!(
+            "Fetcher leader: {l} (lease {})\n",
+            human_ms(leader_ttl.max(0) as u64)
+        ),
+        None => "Fetcher leader: none\n".into(),
+    });
+    text.push_str("Last listing: not recorded by this fetcher version\n");
+    text.push_str(&format!("\nConsumers ({})\n", consumers.len()));
+    if !consumers.is_empty() {
+        let rows: Vec<Vec<String>> = consumers
+            .iter()
+            .map(|c| {
+                vec![
+                    c.name.clone(),
+                    c.pending.get("main").copied().unwrap_or(0).to_string(),
+                    c.pending.get("sub").copied().unwrap_or(0).to_string(),
+                    human_ms(c.idle_ms),
+                    if drains.contains_key(&c.name) {
+                        "drain requested".into()
+                    } else {
+                        String::new()
+                    },
+                ]
+            })
+            .collect();
+        text.push_str(&table(&["name", "main", "sub", "idle", ""], &rows));
+    }
+    text.push_str(&format!("\nPaused domains ({})\n", paused.len()));
+    for (d, p) in &paused {
+        text.push_str(&format!(
+            "  {d}  by {}  for {}  reason: {}\n",
+            p.by.as_str(),
+            human_ms(now.saturating_sub(p.at_ms)),
+            p.reason
+        ));
+    }
+    text.push_str(&format!(
+        "\nCircuit breakers not closed ({})\n",
+        breakers.len()
+    ));
+    for (d, b) in &breakers {
+        let probe = match (&b.probe_task, b.probe_due_ms > now) {
+            (Some(t), _) => format!("probe {t} running"),
+            (None, true) => format!("probe in {}", human_ms(b.probe_due_ms - now)),
+            (None, false) => "probe due".into(),
+        };
+        text.push_str(&format!(
+            "  {d}  {}  {probe}  reason: {}\n",
+            b.state.as_str(),
+            b.reason
+        ));
+    }
+    Ok(Out::new(json, text))
+}

@@ -1,0 +1,627 @@
+//! Fleet-wide control of work, shared in Redis: domains paused by an operator or by the per-domain circuit
+//! breaker, and drain requests for one executor. [`Control`] reads and changes that state (the admin command
+//! and the executors use it); [`Gate`] is the executor's side: it holds a paused domain's tasks un-started,
+//! lets one probe through a half-open breaker, and counts recipe/structure failures. Task state (inflight,
+//! outbox, streams) is not here.
+//!
+//! # Keys
+//! All under the fleet's prefix (`PW_KEY_PREFIX`, so on the same Redis Cluster slot as the task keys):
+//!
+//! | key | type | holds | written by | ends |
+//! |---|---|---|---|---|
+//! | `<prefix>:control:paused` | hash | domain → JSON `{by: "operator"\|"breaker", reason, at_ms, probe_due_ms?}`: the domain's tasks are not started | `pwctl pause`, the breaker (`failure.lua`) | `pwctl resume`, a probe that succeeds |
+//! | `<prefix>:control:breaker` | hash | domain → JSON `{state: "open"\|"half_open", opened_at_ms, probe_due_ms, failures, reason, probe_task?, probe_owner?, probe_at_ms?}`; a closed breaker has no field | executors (`failure.lua`, `probe.lua`, `probe_end.lua`) | a probe that succeeds, `pwctl resume` |
+//! | `<prefix>:control:failures:<domain>` | zset | the domain's recent recipe/structure failures (`<task id>:<ms>`, score ms) | executors (`failure.lua`) | PEXPIRE window; deleted when the breaker opens or closes |
+//! | `<prefix>:control:drain:<consumer>` | string | a drain request for that executor (ms since the epoch, 1 day TTL): it stops claiming, finishes what runs, exits 0 | `pwctl drain` | the executor, when it has drained; TTL |
+//! | `<prefix>:control:exported:<id>` | string | SHA-1 of an outbox record's stored value when `pwctl outbox export` wrote it to a file (30 days): `outbox drop` deletes only records exported unchanged | `pwctl outbox export` | `pwctl outbox drop`; TTL |
+//!
+//! Every script is a `.lua` file in `lua/`, run with EVALSHA.
+
+mod breaker;
+mod gate;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use redis::aio::ConnectionManager;
+use redis::{AsyncCommands, Script};
+use serde::{Deserialize, Deserializer, Serialize};
+
+use crate::config::{ControlSettings, StreamSettings};
+use crate::streams::{StreamError, connect};
+use crate::task::normalise_domain;
+
+pub use breaker::{Verdict, verdict};
+pub use gate::{Admission, Gate, ReleaseReason, Released};
+
+/// Response timeout of control commands.
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Expiry of a drain request nobody acted on.
+pub const DRAIN_TTL_SECS: u64 = 86_400;
+
+/// Expiry of an outbox export mark.
+pub const EXPORT_MARK_TTL_SECS: u64 = 30 * 86_400;
+
+/// Longest pause reason kept (characters).
+pub const REASON_MAX: usize = 300;
+
+/// Builds the control keys from the fleet's prefix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ControlKeys {
+    prefix: String,
+}
+
+impl ControlKeys {
+    /// Keys under `prefix` (e.g. `{pw}`).
+    pub fn new(prefix: &str) -> Self {
+        Self {
+            prefix: prefix.to_owned(),
+        }
+    }
+
+    /// Paused domains (hash: domain → [`Pause`] JSON).
+    pub fn paused(&self) -> String {
+        format!("{}:control:paused", self.prefix)
+    }
+
+    /// Circuit breakers that are not closed (hash: domain → [`Breaker`] JSON).
+    pub fn breakers(&self) -> String {
+        format!("{}:control:breaker", self.prefix)
+    }
+
+    /// One domain's recent recipe/structure failures (zset).
+    pub fn failures(&self, domain: &str) -> String {
+        format!("{}:control:failures:{domain}", self.prefix)
+    }
+
+    /// A drain request for one consumer.
+    pub fn drain(&self, consumer: &str) -> String {
+        format!("{}:control:drain:{consumer}", self.prefix)
+    }
+
+    /// Pattern of every drain request (for SCAN).
+    pub fn drain_pattern(&self) -> String {
+        format!("{}:control:drain:*", self.prefix)
+    }
+
+    /// The export mark of one outbox record.
+    pub fn exported(&self, task_id: &str) -> String {
+        format!("{}:control:exported:{task_id}", self.prefix)
+    }
+}
+
+/// Who paused a domain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PausedBy {
+    /// `pwctl pause`.
+    Operator,
+    /// The circuit breaker, after too many recipe/structure failures.
+    Breaker,
+}
+
+impl PausedBy {
+    /// `operator` or `breaker`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Operator => "operator",
+            Self::Breaker => "breaker",
+        }
+    }
+}
+
+/// One paused domain, as stored in [`ControlKeys::paused`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pause {
+    /// Who paused it.
+    pub by: PausedBy,
+    /// Why (shown in `status` and in the `fail` of a task held too long).
+    pub reason: String,
+    /// When, ms since the Unix epoch.
+    #[serde(deserialize_with = "num")]
+    pub at_ms: u64,
+    /// For a breaker pause: when its probe may run.
+    #[serde(
+        default,
+        deserialize_with = "opt_num",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub probe_due_ms: Option<u64>,
+}
+
+impl Pause {
+    /// The `fail` message of a task held past `PW_PAUSE_HOLD_SECS` because of this pause.
+    pub fn fail_message(&self) -> String {
+        match self.by {
+            PausedBy::Operator => format!("domain paused by operator: {}", self.reason),
+            PausedBy::Breaker => format!("domain paused by circuit breaker: {}", self.reason),
+        }
+    }
+}
+
+/// State of a circuit breaker that is not closed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BreakerState {
+    /// No task of the domain starts until the cool-down has passed.
+    Open,
+    /// One probe task runs; its result closes or re-opens the breaker.
+    HalfOpen,
+}
+
+impl BreakerState {
+    /// `open` or `half_open`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Open => "open",
+            Self::HalfOpen => "half_open",
+        }
+    }
+}
+
+/// One domain's open or half-open breaker, as stored in [`ControlKeys::breakers`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Breaker {
+    /// Open or half-open.
+    pub state: BreakerState,
+    /// When it (last) opened, ms since the epoch.
+    #[serde(deserialize_with = "num")]
+    pub opened_at_ms: u64,
+    /// When the probe may run.
+    #[serde(deserialize_with = "num")]
+    pub probe_due_ms: u64,
+    /// Failures counted when it opened.
+    #[serde(default, deserialize_with = "opt_num")]
+    pub failures: Option<u64>,
+    /// Why it opened (the last failure's message).
+    pub reason: String,
+    /// The probe task while half-open.
+    #[serde(default)]
+    pub probe_task: Option<String>,
+    /// The consumer running the probe.
+    #[serde(default)]
+    pub probe_owner: Option<String>,
+}
+
+/// Accepts a number or a string holding one (the scripts store numbers as strings).
+fn num<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    opt_num(d)?.ok_or_else(|| serde::de::Error::custom("a number"))
+}
+
+fn opt_num<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum N {
+        Int(u64),
+        Float(f64),
+        Text(String),
+    }
+    Ok(match Option::<N>::deserialize(d)? {
+        None => None,
+        Some(N::Int(n)) => Some(n),
+        Some(N::Float(f)) => Some(f as u64),
+        Some(N::Text(t)) => Some(t.parse().map_err(serde::de::Error::custom)?),
+    })
+}
+
+/// A domain name as an operator may type it: normalised, 1..=253 characters of `[a-z0-9.-]` (it becomes part
+/// of a Redis key and of a metric label).
+///
+/// # Errors
+/// A message saying what is wrong.
+pub fn parse_domain(raw: &str) -> Result<String, String> {
+    let d = normalise_domain(raw);
+    let ok = !d.is_empty()
+        && d.len() <= 253
+        && d.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-');
+    if ok {
+        Ok(d)
+    } else {
+        Err(format!(
+            "{raw:?} is not a domain (letters, digits, dots and dashes)"
+        ))
+    }
+}
+
+/// The fleet's control state in Redis. Cheap to clone.
+#[derive(Clone)]
+pub struct Control {
+    conn: ConnectionManager,
+    keys: ControlKeys,
+    scripts: std::sync::Arc<Scripts>,
+}
+
+impl std::fmt::Debug for Control {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Control")
+            .field("keys", &self.keys)
+            .finish_non_exhaustive()
+    }
+}
+
+struct Scripts {
+    failure: Script,
+    probe: Script,
+    probe_end: Script,
+    resume: Script,
+}
+
+/// One task of one domain, as the breaker's scripts need it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DomainTask<'a> {
+    /// Normalised domain.
+    pub domain: &'a str,
+    /// The task id.
+    pub task_id: &'a str,
+}
+
+/// What [`Control::record_failure`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureCount {
+    /// Counted; the breaker stays closed. The failures now in the window.
+    Counted(u64),
+    /// This failure opened the breaker (and paused the domain).
+    Opened(u64),
+    /// The probe failed: open again for another cool-down.
+    Reopened,
+    /// The breaker was already open; not counted.
+    AlreadyOpen,
+}
+
+/// What [`Control::resume`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Resumed {
+    /// The domain was paused.
+    pub was_paused: bool,
+    /// It had an open or half-open breaker (now closed).
+    pub had_breaker: bool,
+}
+
+impl Control {
+    /// A control handle on an existing connection.
+    pub fn new(conn: ConnectionManager, prefix: &str) -> Self {
+        Self {
+            conn,
+            keys: ControlKeys::new(prefix),
+            scripts: std::sync::Arc::new(Scripts {
+                failure: Script::new(include_str!("lua/failure.lua")),
+                probe: Script::new(include_str!("lua/probe.lua")),
+                probe_end: Script::new(include_str!("lua/probe_end.lua")),
+                resume: Script::new(include_str!("lua/resume.lua")),
+            }),
+        }
+    }
+
+    /// Connects to the fleet's Redis.
+    ///
+    /// # Errors
+    /// [`StreamError`] when the URL is unusable or Redis cannot be reached.
+    pub async fn connect(settings: &StreamSettings) -> Result<Self, StreamError> {
+        let conn = connect(settings, COMMAND_TIMEOUT).await?;
+        Ok(Self::new(conn, &settings.key_prefix))
+    }
+
+    /// The key layout.
+    pub fn keys(&self) -> &ControlKeys {
+        &self.keys
+    }
+
+    fn conn(&self) -> ConnectionManager {
+        self.conn.clone()
+    }
+
+    /// Pauses `domain` (already [`parse_domain`]d) fleet-wide; replaces an earlier pause, a breaker's too.
+    ///
+    /// # Errors
+    /// [`StreamError::Unavailable`].
+    pub async fn pause(&self, domain: &str, reason: &str, now_ms: u64) -> Result<(), StreamError> {
+        let pause = Pause {
+            by: PausedBy::Operator,
+            reason: crate::task::truncate_chars(reason, REASON_MAX),
+            at_ms: now_ms,
+            probe_due_ms: None,
+        };
+        let json = serde_json::to_string(&pause).unwrap_or_default();
+        let () = self
+            .conn()
+            .hset(self.keys.paused(), domain, json)
+            .await
+            .map_err(StreamError::redis("HSET paused"))?;
+        Ok(())
+    }
+
+    /// Resumes `domain`: its pause and its breaker (if any) go, and held tasks start.
+    ///
+    /// # Errors
+    /// [`StreamError::Unavailable`].
+    pub async fn resume(&self, domain: &str) -> Result<Resumed, StreamError> {
+        let mut inv = self.scripts.resume.prepare_invoke();
+        inv.key(self.keys.paused())
+            .key(self.keys.breakers())
+            .key(self.keys.failures(domain))
+            .arg(domain);
+        let (paused, breaker): (u64, u64) = inv
+            .invoke_async(&mut self.conn())
+            .await
+            .map_err(StreamError::redis("resume"))?;
+        Ok(Resumed {
+            was_paused: paused > 0,
+            had_breaker: breaker > 0,
+        })
+    }
+
+    /// Every paused domain. Entries that cannot be read are skipped (and logged).
+    ///
+    /// # Errors
+    /// [`StreamError::Unavailable`].
+    pub async fn paused(&self) -> Result<BTreeMap<String, Pause>, StreamError> {
+        let raw: BTreeMap<String, String> = self
+            .conn()
+            .hgetall(self.keys.paused())
+            .await
+            .map_err(StreamError::redis("HGETALL paused"))?;
+        Ok(decode_all(raw, "paused"))
+    }
+
+    /// Every breaker that is not closed.
+    ///
+    /// # Errors
+    /// [`StreamError::Unavailable`].
+    pub async fn breakers(&self) -> Result<BTreeMap<String, Breaker>, StreamError> {
+        let raw: BTreeMap<String, String> = self
+            .conn()
+            .hgetall(self.keys.breakers())
+            .await
+            .map_err(StreamError::redis("HGETALL breaker"))?;
+        Ok(decode_all(raw, "breaker"))
+    }
+
+    /// Counts one recipe/structure failure of a domain's task (`message`: the failure, no secrets),
+    /// opening the breaker when `settings`' threshold is reached within its window.
+    ///
+    /// # Errors
+    /// [`StreamError::Unavailable`].
+    pub async fn record_failure(
+        &self,
+        settings: &ControlSettings,
+        task: DomainTask<'_>,
+        message: &str,
+        now_ms: u64,
+    ) -> Result<FailureCount, StreamError> {
+        let DomainTask { domain, task_id } = task;
+        let mut inv = self.scripts.failure.prepare_invoke();
+        inv.key(self.keys.failures(domain))
+            .key(self.keys.breakers())
+            .key(self.keys.paused())
+            .arg(domain)
+            .arg(now_ms)
+            .arg(settings.breaker_window.as_millis() as u64)
+            .arg(settings.breaker_threshold.max(1))
+            .arg(settings.breaker_cooldown.as_millis() as u64)
+            .arg(task_id)
+            .arg(crate::task::truncate_chars(message, 200));
+        let (verdict, count): (String, u64) = inv
+            .invoke_async(&mut self.conn())
+            .await
+            .map_err(StreamError::redis("breaker failure"))?;
+        Ok(match verdict.as_str() {
+            "opened" => FailureCount::Opened(count),
+            "reopened" => FailureCount::Reopened,
+            "open" => FailureCount::AlreadyOpen,
+            _ => FailureCount::Counted(count),
+        })
+    }
+
+    /// Asks to run the task as the probe of its domain's breaker. `probe_ttl` is how long a probe may run
+    /// before another task may take its place (its executor may have died).
+    ///
+    /// # Errors
+    /// [`StreamError::Unavailable`].
+    pub async fn try_probe(
+        &self,
+        task: DomainTask<'_>,
+        owner: &str,
+        probe_ttl: Duration,
+        now_ms: u64,
+    ) -> Result<Admission, StreamError> {
+        let DomainTask { domain, task_id } = task;
+        let mut inv = self.scripts.probe.prepare_invoke();
+        inv.key(self.keys.breakers())
+            .key(self.keys.paused())
+            .arg(domain)
+            .arg(now_ms)
+            .arg(task_id)
+            .arg(owner)
+            .arg(probe_ttl.as_millis() as u64);
+        let answer: String = inv
+            .invoke_async(&mut self.conn())
+            .await
+            .map_err(StreamError::redis("breaker probe"))?;
+        Ok(match answer.as_str() {
+            "probe" => Admission::Probe,
+            "run" => Admission::Run,
+            _ => Admission::Hold,
+        })
+    }
+
+    /// The probe `task_id` of `domain` ended without a recipe/structure failure: `close` when it worked
+    /// (or the site gave its own verdict), else it is released and the next task probes. True when this
+    /// closed the breaker.
+    ///
+    /// # Errors
+    /// [`StreamError::Unavailable`].
+    pub async fn end_probe(
+        &self,
+        domain: &str,
+        task_id: &str,
+        close: bool,
+        now_ms: u64,
+    ) -> Result<bool, StreamError> {
+        let mut inv = self.scripts.probe_end.prepare_invoke();
+        inv.key(self.keys.breakers())
+            .key(self.keys.paused())
+            .key(self.keys.failures(domain))
+            .arg(domain)
+            .arg(task_id)
+            .arg(if close { "close" } else { "release" })
+            .arg(now_ms);
+        let answer: String = inv
+            .invoke_async(&mut self.conn())
+            .await
+            .map_err(StreamError::redis("breaker probe end"))?;
+        Ok(answer == "closed")
+    }
+
+    /// Asks the executor named `consumer` to drain: stop claiming, finish what runs, exit 0.
+    ///
+    /// # Errors
+    /// [`StreamError::Unavailable`].
+    pub async fn request_drain(&self, consumer: &str, now_ms: u64) -> Result<(), StreamError> {
+        let () = self
+            .conn()
+            .set_ex(self.keys.drain(consumer), now_ms, DRAIN_TTL_SECS)
+            .await
+            .map_err(StreamError::redis("SET drain"))?;
+        Ok(())
+    }
+
+    /// When a drain of `consumer` was requested (ms since the epoch), if it was.
+    ///
+    /// # Errors
+    /// [`StreamError::Unavailable`].
+    pub async fn drain_requested(&self, consumer: &str) -> Result<Option<u64>, StreamError> {
+        self.conn()
+            .get(self.keys.drain(consumer))
+            .await
+            .map_err(StreamError::redis("GET drain"))
+    }
+
+    /// Forgets the drain request of `consumer` (the executor, once drained; or an operator cancelling it).
+    /// True when there was one.
+    ///
+    /// # Errors
+    /// [`StreamError::Unavailable`].
+    pub async fn clear_drain(&self, consumer: &str) -> Result<bool, StreamError> {
+        let n: u64 = self
+            .conn()
+            .del(self.keys.drain(consumer))
+            .await
+            .map_err(StreamError::redis("DEL drain"))?;
+        Ok(n > 0)
+    }
+
+    /// Every pending drain request: consumer → requested at (ms).
+    ///
+    /// # Errors
+    /// [`StreamError::Unavailable`].
+    pub async fn drains(&self) -> Result<BTreeMap<String, u64>, StreamError> {
+        let pattern = self.keys.drain_pattern();
+        let cut = pattern.len() - 1;
+        let mut conn = self.conn();
+        let keys: Vec<String> = {
+            let mut iter: redis::AsyncIter<String> = conn
+                .scan_match(escape_glob_prefix(&pattern))
+                .await
+                .map_err(StreamError::redis("SCAN drain"))?;
+            let mut out = Vec::new();
+            while let Some(k) = futures::StreamExt::next(&mut iter).await {
+                out.push(k.map_err(StreamError::redis("SCAN drain"))?);
+            }
+            out
+        };
+        let mut out = BTreeMap::new();
+        for key in keys {
+            let at: Option<u64> = conn
+                .get(&key)
+                .await
+                .map_err(StreamError::redis("GET drain"))?;
+            if let (Some(at), Some(name)) = (at, key.get(cut..)) {
+                out.insert(name.to_owned(), at);
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// `pattern` (ending in `*`) with the glob characters of its fixed part escaped (a `{hash tag}` prefix holds
+/// none, but a prefix may).
+pub fn escape_glob_prefix(pattern: &str) -> String {
+    let (fixed, star) = pattern.split_at(pattern.len().saturating_sub(1));
+    let mut out = String::with_capacity(pattern.len() + 4);
+    for c in fixed.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push_str(star);
+    out
+}
+
+fn decode_all<T: for<'de> Deserialize<'de>>(
+    raw: BTreeMap<String, String>,
+    what: &str,
+) -> BTreeMap<String, T> {
+    raw.into_iter()
+        .filter_map(|(domain, json)| match serde_json::from_str(&json) {
+            Ok(v) => Some((domain, v)),
+            Err(e) => {
+                tracing::warn!(%domain, error = %e, "unreadable {what} entry in Redis; ignored");
+                None
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_share_the_prefix() {
+        let k = ControlKeys::new("{pw}");
+        assert_eq!(k.paused(), "{pw}:control:paused");
+        assert_eq!(k.breakers(), "{pw}:control:breaker");
+        assert_eq!(k.failures("a.test"), "{pw}:control:failures:a.test");
+        assert_eq!(k.drain("h-1"), "{pw}:control:drain:h-1");
+        assert_eq!(k.exported("t-1"), "{pw}:control:exported:t-1");
+        assert_eq!(
+            escape_glob_prefix("{p*}:control:drain:*"),
+            "{p\\*}:control:drain:*"
+        );
+    }
+
+    #[test]
+    fn pause_json_reads_numbers_as_text_or_numbers() {
+        let p: Pause = serde_json::from_str(
+            r#"{"by":"breaker","reason":"r","at_ms":"1733100000000","probe_due_ms":1733100300000}"#,
+        )
+        .unwrap();
+        assert_eq!(p.at_ms, 1_733_100_000_000);
+        assert_eq!(p.probe_due_ms, Some(1_733_100_300_000));
+        assert_eq!(p.fail_message(), "domain paused by circuit breaker: r");
+        let b: Breaker = serde_json::from_str(
+            r#"{"state":"half_open","opened_at_ms":"5","probe_due_ms":"9","failures":"3","reason":"x","probe_task":"t"}"#,
+        )
+        .unwrap();
+        assert_eq!(b.state, BreakerState::HalfOpen);
+        assert_eq!(b.failures, Some(3));
+    }
+
+    #[test]
+    fn domains_are_checked_and_normalised() {
+        assert_eq!(parse_domain("WWW.Podbean.com.").unwrap(), "podbean.com");
+        assert!(parse_domain("a b").is_err());
+        assert!(parse_domain("").is_err());
+        assert!(parse_domain("x:y").is_err());
+    }
+}
