@@ -7,24 +7,88 @@ use std::sync::Arc;
 use crate::task::Registration;
 use crate::task::{Task, normalise_domain};
 
-/// Why a registration did not succeed, and therefore what happens next.
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum DriverError {
-    /// Retrying cannot help (the site refused, bad input, mailbox login refused): report `fail` at once.
-    #[error("{0}")]
-    Permanent(String),
-    /// May work on another attempt (timeout, network, browser crash, site 5xx).
-    #[error("{0}")]
-    Transient(String),
+/// Who or what made a registration fail: decides the `fail` message's prefix and the metric's error class.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureKind {
+    /// The site showed its own error message (`site error: …`).
+    Site,
+    /// A guard the recipe's author wrote (`fail_if` with `kind = "recipe"`), or a step that cannot work as
+    /// written, e.g. an invalid selector (`recipe error: …`).
+    Recipe,
+    /// A CAPTCHA is shown (`captcha: …`).
+    Captcha,
+    /// The task's data cannot work: no `image_url`, a bad image, an unusable TOTP secret.
+    Input,
+    /// The mailbox: its login was refused, or the mail did not come.
+    Mail,
+    /// A step or the whole run ran out of time.
+    Timeout,
+    /// The browser crashed or misbehaved.
+    Browser,
+    /// The site could not be reached, failed to load or answered HTTP 5xx.
+    Network,
+    /// Not classified (drivers that only say permanent or transient).
+    Other,
+}
+
+impl FailureKind {
+    /// The prefix of the failure's message, saying who failed.
+    pub fn prefix(self) -> &'static str {
+        match self {
+            FailureKind::Site => "site error: ",
+            FailureKind::Recipe => "recipe error: ",
+            FailureKind::Captcha => "captcha: ",
+            _ => "",
+        }
+    }
+}
+
+/// Why a registration did not succeed, and therefore what happens next: a transient failure may work on
+/// another attempt, a permanent one is reported `fail` at once. Shown as the kind's prefix and the message;
+/// the message never contains a secret.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}{message}", kind.prefix())]
+pub struct DriverError {
+    /// Who or what failed.
+    pub kind: FailureKind,
+    /// May work on another attempt (timeout, network, browser crash, site 5xx, no mail yet).
+    pub transient: bool,
+    /// What happened, without the kind's prefix.
+    pub message: String,
+    /// For the `fail` report's `note`, not its `error_message`: e.g. where the failure artifacts are.
+    pub note: Option<String>,
 }
 
 impl DriverError {
-    /// The failure-artifacts note a recipe driver appends to its message (`artifacts: <dir>`), for the
-    /// `fail` report's `note`.
+    /// A failure of `kind`.
+    pub fn new(kind: FailureKind, transient: bool, message: impl Into<String>) -> Self {
+        Self {
+            kind,
+            transient,
+            message: message.into(),
+            note: None,
+        }
+    }
+
+    /// An unclassified failure that retrying cannot help (the site refused, bad input).
+    pub fn permanent(message: impl Into<String>) -> Self {
+        Self::new(FailureKind::Other, false, message)
+    }
+
+    /// An unclassified failure that may work on another attempt.
+    pub fn transient(message: impl Into<String>) -> Self {
+        Self::new(FailureKind::Other, true, message)
+    }
+
+    /// The same failure with a note for the `fail` report.
+    pub fn with_note(mut self, note: impl Into<String>) -> Self {
+        self.note = Some(note.into());
+        self
+    }
+
+    /// The failure-artifacts note, for the `fail` report's `note`.
     pub fn note(&self) -> Option<&str> {
-        let (DriverError::Permanent(m) | DriverError::Transient(m)) = self;
-        let start = m.rfind("(artifacts: ")?;
-        m[start + 1..].strip_suffix(')')
+        self.note.as_deref()
     }
 }
 

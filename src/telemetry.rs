@@ -35,8 +35,22 @@ impl std::str::FromStr for LogFormat {
     }
 }
 
+/// What chromiumoxide may log unless the filter says otherwise: its handler warns about every DevTools
+/// message it cannot decode (~100 `WS Invalid message` lines per recipe run, harmless), while a dead
+/// connection is logged at ERROR (and the pool's own `chromium process is gone` warning is ours).
+const CHROMIUMOXIDE_DEFAULT: &str = "chromiumoxide=error";
+
+/// `filter` with chromiumoxide held at ERROR, unless the filter names chromiumoxide itself.
+fn with_quiet_browser(filter: &str) -> String {
+    match filter.contains("chromiumoxide") || filter.trim().is_empty() {
+        true => filter.to_owned(),
+        false => format!("{filter},{CHROMIUMOXIDE_DEFAULT}"),
+    }
+}
+
 /// Installs the global subscriber writing to stderr. Safe to call twice (the second call does nothing).
-/// An invalid `filter` falls back to `info`.
+/// An invalid `filter` falls back to `info`. chromiumoxide's protocol noise is kept below WARN unless the
+/// filter names `chromiumoxide` (e.g. `info,chromiumoxide=debug`).
 pub fn init(filter: &str, format: LogFormat) {
     let terminal = std::io::stderr().is_terminal();
     let json = match format {
@@ -57,7 +71,8 @@ fn subscriber<W>(
 where
     W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
 {
-    let filter = EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = EnvFilter::try_new(with_quiet_browser(filter))
+        .unwrap_or_else(|_| EnvFilter::new(with_quiet_browser("info")));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(writer);
@@ -98,9 +113,13 @@ mod tests {
     }
 
     fn capture(json: bool, work: impl FnOnce()) -> String {
+        capture_with("info", json, work)
+    }
+
+    fn capture_with(filter: &str, json: bool, work: impl FnOnce()) -> String {
         let buf = Buffer::default();
         let sink = buf.clone();
-        let sub = subscriber("info", json, false, move || sink.clone());
+        let sub = subscriber(filter, json, false, move || sink.clone());
         tracing::subscriber::with_default(sub, work);
         String::from_utf8(buf.0.lock().unwrap().clone()).unwrap()
     }
@@ -145,5 +164,22 @@ mod tests {
             "{out}"
         );
         assert!(serde_json::from_str::<serde_json::Value>(out.lines().next().unwrap()).is_err());
+    }
+
+    fn browser_noise() {
+        warn!(target: "chromiumoxide::handler", "WS Invalid message: data did not match any variant");
+        tracing::error!(target: "chromiumoxide::handler", "WS Connection error: reset");
+        warn!(target: "podcast_worker::browser::instance", pid = 7, "chromium process is gone");
+    }
+
+    #[test]
+    fn chromiumoxide_noise_stays_below_warn_but_a_crash_is_logged() {
+        let out = capture(false, browser_noise);
+        assert!(!out.contains("WS Invalid message"), "{out}");
+        assert!(out.contains("WS Connection error"), "{out}");
+        assert!(out.contains("chromium process is gone"), "{out}");
+        // Asked for by name, it is shown.
+        let out = capture_with("info,chromiumoxide=warn", false, browser_noise);
+        assert!(out.contains("WS Invalid message"), "{out}");
     }
 }

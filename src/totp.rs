@@ -1,6 +1,7 @@
 //! TOTP second factors: a base32 secret as users paste it (lowercase, spaced, dashed, padded) is normalised,
 //! 80-bit Google-style secrets are accepted, and codes are SHA1 / 6 digits / 30 s. [`TotpGenerator`] hands out
-//! only codes with enough time left in their window and never the same time step twice for one secret.
+//! only codes with enough time left in their window and never the same time step twice for one secret: in
+//! this process, and with a [`TotpLedger`] across every process sharing the Redis.
 //! It does not submit codes anywhere; the recipe runner does.
 
 use std::collections::HashMap;
@@ -9,6 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use secrecy::{ExposeSecret, SecretString};
+use sha2::{Digest, Sha256};
 use totp_rs::{Algorithm, Builder, Secret};
 
 /// Length of one TOTP window, in seconds.
@@ -30,6 +32,97 @@ pub enum TotpError {
         /// Decoded length in bits.
         bits: usize,
     },
+    /// The fleet-wide ledger (Redis) could not record the time step: retrying may work.
+    #[error("cannot record the TOTP time step in Redis: {0}")]
+    Ledger(String),
+}
+
+impl TotpError {
+    /// Whether retrying cannot help (the secret itself is unusable).
+    pub fn is_permanent(&self) -> bool {
+        !matches!(self, TotpError::Ledger(_))
+    }
+}
+
+/// How long a used time step stays recorded in Redis: past its own window and the one after it that many
+/// providers still accept, so a code is never reused while it could still be valid.
+pub const LEDGER_TTL_SECS: u64 = 4 * STEP_SECS;
+
+/// Time steps tried in Redis before giving up (each taken by another process moves one window on).
+const LEDGER_TRIES: u64 = 6;
+
+/// The fleet-wide record of used TOTP time steps: `SET <prefix>:totp:<hash>:<step> 1 NX EX 120` claims a step
+/// for a secret for every process sharing the Redis, so two executors (or two `recipe-check` runs, or a
+/// main-site and a sub-site task of one account) never submit the same code. The key holds a SHA-256 of the
+/// secret's key bytes, never the secret. Connects on first use.
+#[derive(Clone)]
+pub struct TotpLedger {
+    client: redis::Client,
+    prefix: String,
+    conn: Arc<tokio::sync::OnceCell<redis::aio::ConnectionManager>>,
+}
+
+impl std::fmt::Debug for TotpLedger {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TotpLedger")
+            .field("prefix", &self.prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TotpLedger {
+    /// A ledger on the Redis at `url` (it may hold a password) under the key prefix `prefix`.
+    ///
+    /// # Errors
+    /// [`TotpError::Ledger`] when the URL is unusable (the message does not repeat the URL).
+    pub fn new(url: &SecretString, prefix: &str) -> Result<Self, TotpError> {
+        let client = redis::Client::open(url.expose_secret())
+            .map_err(|e| TotpError::Ledger(format!("bad Redis URL ({:?})", e.kind())))?;
+        Ok(Self {
+            client,
+            prefix: prefix.to_owned(),
+            conn: Arc::default(),
+        })
+    }
+
+    /// The Redis key of `step` for the secret with key bytes `key`.
+    pub fn key(&self, key: &[u8], step: u64) -> String {
+        let digest = Sha256::new()
+            .chain_update(b"podcast-worker totp v1\0")
+            .chain_update(key)
+            .finalize();
+        let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
+        format!("{}:totp:{hex}:{step}", self.prefix)
+    }
+
+    /// Claims `step` for the secret: true when no process had claimed it.
+    ///
+    /// # Errors
+    /// [`TotpError::Ledger`] when Redis cannot be reached.
+    pub async fn claim(&self, key: &[u8], step: u64) -> Result<bool, TotpError> {
+        let fail = |e: redis::RedisError| TotpError::Ledger(format!("{:?}", e.kind()));
+        let conn = self
+            .conn
+            .get_or_try_init(|| async {
+                let config = redis::aio::ConnectionManagerConfig::new()
+                    .set_response_timeout(Some(Duration::from_secs(5)))
+                    .set_connection_timeout(Some(Duration::from_secs(5)))
+                    .set_number_of_retries(2);
+                redis::aio::ConnectionManager::new_with_config(self.client.clone(), config).await
+            })
+            .await
+            .map_err(fail)?;
+        let set: Option<String> = redis::cmd("SET")
+            .arg(self.key(key, step))
+            .arg(1)
+            .arg("NX")
+            .arg("EX")
+            .arg(LEDGER_TTL_SECS)
+            .query_async(&mut conn.clone())
+            .await
+            .map_err(fail)?;
+        Ok(set.is_some())
+    }
 }
 
 /// Uppercases a base32 secret and removes spaces, dashes and `=` padding, as `Secret::try_from_base32` is strict.
@@ -136,12 +229,14 @@ pub struct TotpGenerator {
     clock: Arc<dyn Clock>,
     hasher: std::collections::hash_map::RandomState,
     last_step: Arc<Mutex<HashMap<u64, u64>>>,
+    ledger: Option<TotpLedger>,
 }
 
 impl std::fmt::Debug for TotpGenerator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TotpGenerator")
             .field("min_remaining", &self.min_remaining)
+            .field("ledger", &self.ledger)
             .finish_non_exhaustive()
     }
 }
@@ -159,17 +254,38 @@ impl TotpGenerator {
             clock,
             hasher: Default::default(),
             last_step: Arc::default(),
+            ledger: None,
         }
     }
 
-    /// A code for `secret` that was never handed out before by this generator and has at least
-    /// `min_remaining` left; waits (at most about one window plus `min_remaining`) when needed.
+    /// The same generator also claiming every time step in `ledger`, fleet-wide.
+    pub fn with_ledger(mut self, ledger: TotpLedger) -> Self {
+        self.ledger = Some(ledger);
+        self
+    }
+
+    /// A code for `secret` that was never handed out before by this generator (nor, with a ledger, by any
+    /// process sharing its Redis) and has at least `min_remaining` left; waits for a later window when
+    /// needed (about one window per step already taken).
     ///
     /// # Errors
-    /// [`TotpError`] when the secret is unusable; the error never contains the secret.
+    /// [`TotpError`] when the secret is unusable, or the ledger unreachable or full of claims; the error never
+    /// contains the secret.
     pub async fn fresh_code(&self, secret: &SecretString) -> Result<TotpCode, TotpError> {
         let key = decode_secret(secret.expose_secret())?;
-        let step = self.reserve_step(&key);
+        let mut step = self.reserve_step(&key, 0);
+        if let Some(ledger) = &self.ledger {
+            let mut tries = 1;
+            while !ledger.claim(&key, step).await? {
+                if tries == LEDGER_TRIES {
+                    return Err(TotpError::Ledger(format!(
+                        "{LEDGER_TRIES} time steps in a row were taken by other processes"
+                    )));
+                }
+                tries += 1;
+                step = self.reserve_step(&key, step + 1);
+            }
+        }
         let start = Duration::from_secs(step * STEP_SECS);
         let now = self.clock.unix_time();
         if start > now {
@@ -184,9 +300,10 @@ impl TotpGenerator {
         })
     }
 
-    /// Picks and records the step to use: the current one if it has enough time left and is unused, else the
-    /// first later unused one. Recorded before waiting, so concurrent callers get distinct steps.
-    fn reserve_step(&self, key: &[u8]) -> u64 {
+    /// Picks and records the step to use (at least `at_least`): the current one if it has enough time left and
+    /// is unused, else the first later unused one. Recorded before waiting, so concurrent callers get distinct
+    /// steps.
+    fn reserve_step(&self, key: &[u8], at_least: u64) -> u64 {
         let now = self.clock.unix_time();
         let current = now.as_secs() / STEP_SECS;
         let end = Duration::from_secs((current + 1) * STEP_SECS);
@@ -194,7 +311,8 @@ impl TotpGenerator {
             current + 1
         } else {
             current
-        };
+        }
+        .max(at_least);
         let id = self.hasher.hash_one(key);
         let mut map = self
             .last_step

@@ -11,7 +11,7 @@ vars! {
     /// Every browser and recipe runner variable (executor only).
     BROWSER_VARS;
     CHROMIUM_PATH: PathBuf = path().or("/usr/lib/chromium/chromium"), [E], "Chromium binary; the real one, not Debian's /usr/bin/chromium wrapper";
-    CHROMIUM_ARGS: Vec<String> = list().or(""), [E], "Extra Chromium flags without leading --, comma-separated (e.g. proxy-server=http://p:3128)";
+    CHROMIUM_ARGS: Option<String> = optional_text(), [E], "Extra Chromium flags without leading --: one per line, or separated by ;;, or a JSON array (commas stay inside values)";
     BROWSER_PROFILE_ROOT: PathBuf = path().or("/tmp/podcast-worker-chromium"), [E], "Per-host directory of browser profiles; leftovers of killed executors under it are cleaned at start-up";
     BROWSER_MAX_TASKS: u64 = int(1, 1_000_000).or("50"), [E], "Tasks after which a browser is replaced by a fresh one";
     BROWSER_MAX_PSS_MB: u64 = int(100, 1_000_000).or("1500"), [E], "Summed PSS of a browser's process tree above which it is replaced";
@@ -54,7 +54,8 @@ impl BrowserSettings {
     /// # Errors
     /// The first [`ConfigError`], naming the variable.
     pub fn from_source(src: &Source) -> Result<Self, ConfigError> {
-        let extra_args = src.get(&CHROMIUM_ARGS)?;
+        let raw = src.get(&CHROMIUM_ARGS)?.unwrap_or_default();
+        let extra_args = chromium_args(&raw).map_err(|why| invalid(&CHROMIUM_ARGS, &raw, why))?;
         if let Some(bad) = extra_args.iter().find(|a| a.starts_with('-')) {
             return Err(invalid(
                 &CHROMIUM_ARGS,
@@ -100,6 +101,35 @@ impl BrowserSettings {
     }
 }
 
+/// `PW_CHROMIUM_ARGS` into flags: a JSON array of strings, or flags one per line and/or separated by `;;`.
+/// A single line with a comma and no `;;` is refused: the old comma-separated form and a flag whose value
+/// holds commas (`host-resolver-rules=MAP a x, MAP b y`) cannot be told apart.
+fn chromium_args(raw: &str) -> Result<Vec<String>, &'static str> {
+    let raw = raw.trim();
+    if raw.starts_with('[') {
+        let flags: Vec<String> =
+            serde_json::from_str(raw).map_err(|_| "a JSON array of strings (it starts with [)")?;
+        return Ok(flags
+            .iter()
+            .map(|f| f.trim().to_owned())
+            .filter(|f| !f.is_empty())
+            .collect());
+    }
+    if !raw.contains('\n') && !raw.contains(";;") && raw.contains(',') {
+        return Err(
+            "flags one per line, separated by ;; or as a JSON array; a comma on a single line is \
+                    ambiguous (write a;;b for two flags, or end a flag whose value has commas with ;;)",
+        );
+    }
+    Ok(raw
+        .split('\n')
+        .flat_map(|line| line.split(";;"))
+        .map(str::trim)
+        .filter(|f| !f.is_empty())
+        .map(str::to_owned)
+        .collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -114,5 +144,38 @@ mod tests {
         src.set("PW_CHROMIUM_ARGS", "--proxy-server=x");
         let err = BrowserSettings::from_source(&src).unwrap_err().to_string();
         assert!(err.contains("PW_CHROMIUM_ARGS"), "{err}");
+    }
+
+    #[test]
+    fn chromium_args_keep_commas_inside_values() {
+        let rules = "host-resolver-rules=MAP a.test 127.0.0.1:1, MAP b.test 127.0.0.1:2";
+        let want = vec![rules.to_owned(), "disable-gpu".to_owned()];
+        assert_eq!(
+            chromium_args(&format!("{rules};;disable-gpu")).unwrap(),
+            want
+        );
+        assert_eq!(
+            chromium_args(&format!("{rules}\n  disable-gpu\n")).unwrap(),
+            want
+        );
+        let json = serde_json::to_string(&want).unwrap();
+        assert_eq!(chromium_args(&json).unwrap(), want);
+        assert_eq!(chromium_args(&format!("{rules};;")).unwrap(), want[..1]);
+        assert_eq!(
+            chromium_args("proxy-server=http://p:3128").unwrap(),
+            ["proxy-server=http://p:3128"]
+        );
+        assert!(chromium_args("").unwrap().is_empty());
+        // The old comma list and a one-flag value with commas look the same: refused, not guessed.
+        assert!(chromium_args("disable-gpu,mute-audio").is_err());
+        assert!(chromium_args(rules).is_err());
+        assert!(chromium_args("[\"a\", 3]").is_err());
+        let mut src = Source::default();
+        src.set("PW_CHROMIUM_ARGS", rules);
+        let err = BrowserSettings::from_source(&src).unwrap_err().to_string();
+        assert!(
+            err.contains("PW_CHROMIUM_ARGS") && err.contains("ambiguous"),
+            "{err}"
+        );
     }
 }

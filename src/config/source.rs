@@ -106,6 +106,12 @@ impl Source {
         self.values.insert(name.to_owned(), value.to_owned());
     }
 
+    /// Whether the variable (or its `_FILE` form) was given, rather than left to its default.
+    pub fn is_set(&self, var: &Var) -> bool {
+        let given = |name: &str| self.values.get(name).is_some_and(|v| !v.is_empty());
+        given(var.name) || given(&format!("{}_FILE", var.name))
+    }
+
     /// Whether `name` is present with an empty (or blank) value.
     pub fn is_set_but_empty(&self, name: &str) -> bool {
         self.values.get(name).is_some_and(|v| v.trim().is_empty())

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::driver::DriverError;
+use crate::driver::{DriverError, FailureKind};
 use crate::metrics::ErrorClass;
 use crate::task_api::ApiError;
 
@@ -46,12 +46,27 @@ impl From<&ApiError> for Failure {
 
 impl From<&DriverError> for Failure {
     fn from(err: &DriverError) -> Self {
-        match err {
-            DriverError::Permanent(reason) => Self::Permanent {
-                reason: reason.clone(),
+        match err.transient {
+            false => Self::Permanent {
+                reason: err.to_string(),
             },
-            DriverError::Transient(_) => Self::Retry { after: None },
+            true => Self::Retry { after: None },
         }
+    }
+}
+
+/// The metric class of a driver failure, from its kind (an unclassified one by its wording).
+pub fn driver_error_class(err: &DriverError) -> ErrorClass {
+    match err.kind {
+        FailureKind::Site => ErrorClass::Site,
+        FailureKind::Recipe => ErrorClass::Recipe,
+        FailureKind::Captcha => ErrorClass::Captcha,
+        FailureKind::Input => ErrorClass::Input,
+        FailureKind::Mail => ErrorClass::Mail,
+        FailureKind::Timeout => ErrorClass::Timeout,
+        FailureKind::Browser => ErrorClass::Browser,
+        FailureKind::Network => ErrorClass::Network,
+        FailureKind::Other => error_class(&err.message),
     }
 }
 
@@ -95,11 +110,18 @@ impl ReportFate {
     }
 }
 
-/// The metric class of a driver failure message (best effort, from its wording).
+/// The metric class of a failure message (best effort, from its wording): for a `fail` report read back
+/// from the outbox, whose record keeps the message; a driver's error has [`driver_error_class`].
 pub fn error_class(message: &str) -> ErrorClass {
     let m = message.to_ascii_lowercase();
     let has = |words: &[&str]| words.iter().any(|w| m.contains(w));
-    if has(&["timed out", "timeout"]) {
+    if m.starts_with("recipe error:") {
+        ErrorClass::Recipe
+    } else if m.starts_with("captcha:") {
+        ErrorClass::Captcha
+    } else if m.starts_with("site error:") {
+        ErrorClass::Site
+    } else if has(&["timed out", "timeout"]) {
         ErrorClass::Timeout
     } else if has(&["no driver", "missing", "invalid", "malformed", "link_rss"]) {
         ErrorClass::Input
@@ -152,14 +174,31 @@ mod tests {
     #[test]
     fn driver_errors_split_permanent_and_transient() {
         assert_eq!(
-            Failure::from(&DriverError::Permanent("site said no".into())),
+            Failure::from(&DriverError::permanent("site said no")),
             Failure::Permanent {
                 reason: "site said no".into()
             }
         );
         assert_eq!(
-            Failure::from(&DriverError::Transient("boom".into())),
+            Failure::from(&DriverError::transient("boom")),
             Failure::Retry { after: None }
+        );
+        let guard = DriverError::new(FailureKind::Recipe, false, "unexpected page");
+        assert_eq!(
+            Failure::from(&guard),
+            Failure::Permanent {
+                reason: "recipe error: unexpected page".into()
+            }
+        );
+        assert_eq!(driver_error_class(&guard), ErrorClass::Recipe);
+        let captcha = DriverError::new(FailureKind::Captcha, false, "captcha shown (.h-captcha)");
+        assert_eq!(driver_error_class(&captcha), ErrorClass::Captcha);
+        // The kind decides, not the wording.
+        let mail = DriverError::new(FailureKind::Mail, true, "step 6 (wait_mail) timed out");
+        assert_eq!(driver_error_class(&mail), ErrorClass::Mail);
+        assert_eq!(
+            driver_error_class(&DriverError::transient("attempt timed out")),
+            ErrorClass::Timeout
         );
     }
 

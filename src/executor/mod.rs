@@ -29,7 +29,7 @@ use crate::streams::StreamError;
 use crate::streams::consumer::{Claimed, Consumer};
 use crate::task_api::{ApiError, ApiRequest, TaskApiClient};
 
-pub use failure::{Failure, ReportFate, error_class};
+pub use failure::{Failure, ReportFate, driver_error_class, error_class};
 pub use service::{ServiceError, run_service};
 pub use synthetic::{SyntheticDriver, drivers_from_config};
 pub use validate::{validate_registration, validate_task};

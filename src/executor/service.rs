@@ -105,7 +105,7 @@ fn build_drivers(config: &ExecutorConfig) -> Result<(Drivers, Option<BrowserPool
         tracing::info!(domains = ?synthetic.domains(), "synthetic driver only (no recipes directory)");
         return Ok((synthetic, None));
     }
-    let recipes = crate::recipe::setup(&config.recipe)?;
+    let recipes = crate::recipe::setup(&config.recipe, Some(&config.streams))?;
     let mut drivers = Drivers::new();
     for domain in recipes.drivers.domains().iter().chain(&synthetic.domains()) {
         if let Some(d) = synthetic

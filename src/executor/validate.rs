@@ -102,7 +102,7 @@ mod tests {
             "nop"
         }
         async fn register(&self, _: &Task) -> Result<Registration, DriverError> {
-            Err(DriverError::Permanent("nop".into()))
+            Err(DriverError::permanent("nop"))
         }
     }
 

@@ -10,10 +10,10 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use super::failure::{Failure, error_class};
+use super::failure::{Failure, driver_error_class};
 use super::validate::{validate_registration, validate_task};
 use super::{Inner, Outcome};
-use crate::driver::Driver;
+use crate::driver::{Driver, DriverError, FailureKind};
 use crate::metrics::{Outcome as Finished, Stage};
 use crate::outbox::{OutboxError, OutboxRecord, Report, now_ms};
 use crate::streams::consumer::Claimed;
@@ -176,7 +176,13 @@ impl Inner {
             .await;
         let record = match result {
             Ok(reg) => self.record(claimed, entry, Report::Complete(reg), attempts),
-            Err(msg) => self.fail_record(claimed, entry, msg, attempts),
+            Err(e) => {
+                let mut record = self.fail_record(claimed, entry, e.to_string(), attempts);
+                if let Report::Fail { note, .. } = &mut record.report {
+                    note.clone_from(&e.note);
+                }
+                record
+            }
         };
         self.deliver(record, Some(claimed)).await
     }
@@ -286,7 +292,7 @@ impl Inner {
         &self,
         driver: &dyn Driver,
         run: &Run<'_>,
-    ) -> Option<(Result<Registration, String>, u32)> {
+    ) -> Option<(Result<Registration, DriverError>, u32)> {
         let Run {
             entry, task, stop, ..
         } = *run;
@@ -305,22 +311,29 @@ impl Inner {
             );
             let transient = match stop.run_until_cancelled(run).await? {
                 Ok(Ok(reg)) => {
-                    let checked = validate_registration(&reg, entry.site).map(|()| reg);
+                    let checked = validate_registration(&reg, entry.site)
+                        .map(|()| reg)
+                        .map_err(|m| DriverError::new(FailureKind::Input, false, m));
                     return Some((checked, attempt));
                 }
                 Ok(Err(e)) => match Failure::from(&e) {
-                    Failure::Retry { .. } => e.to_string(),
-                    _ => return Some((Err(e.to_string()), attempt)),
+                    Failure::Retry { .. } => e,
+                    _ => return Some((Err(e), attempt)),
                 },
-                Err(_) => format!(
-                    "attempt timed out after {} s",
-                    self.cfg.task_timeout.as_secs_f32()
+                Err(_) => DriverError::new(
+                    FailureKind::Timeout,
+                    true,
+                    format!(
+                        "attempt timed out after {} s",
+                        self.cfg.task_timeout.as_secs_f32()
+                    ),
                 ),
             };
             if attempt == limit {
                 return Some((Err(transient), attempt));
             }
-            self.metrics.task_retry(entry.site, error_class(&transient));
+            self.metrics
+                .task_retry(entry.site, driver_error_class(&transient));
             let delay = self.cfg.task_backoff * 2u32.saturating_pow(attempt - 1);
             tracing::warn!(attempt, error = %transient, delay_ms = delay.as_millis() as u64, "attempt failed; retrying");
             stop.run_until_cancelled(tokio::time::sleep(delay)).await?;

@@ -118,6 +118,11 @@ label_enum!(
         Browser => "browser",
         /// The site refused (an error shown on the page, a 4xx/5xx from the site).
         Site => "site",
+        /// The recipe met a page it was not written for (a `fail_if` guard with `kind = "recipe"`, an
+        /// invalid selector).
+        Recipe => "recipe",
+        /// A CAPTCHA was shown.
+        Captcha => "captcha",
         /// The verification mail did not come, or the mailbox refused us.
         Mail => "mail",
         /// The task's data is invalid (missing field, no driver for the domain, bad URL).

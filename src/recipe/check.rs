@@ -6,11 +6,31 @@ use std::sync::Arc;
 
 use secrecy::ExposeSecret;
 
-use super::driver::{RecipeDriver, RecipeEnv, RunOutcome, StepHook};
+use super::driver::{RecipeDriver, RunOutcome, StepHook};
+use super::env::RecipeEnv;
 use super::{Step, parse_recipe};
 use crate::browser::{BrowserPool, Session};
-use crate::config::RecipeSettings;
+use crate::config::{RecipeSettings, StreamSettings};
 use crate::task::{Registration, Task};
+
+/// Everything the check needs besides its files.
+#[derive(Debug, Clone)]
+pub struct CheckSettings {
+    /// Browser pool (its artifacts directory receives failure artifacts as usual), IMAP, image, TOTP.
+    pub recipe: RecipeSettings,
+    /// The fleet's Redis (when `PW_REDIS_URL` is set): TOTP time steps are claimed there, so a check never
+    /// types a code an executor (or another check) used.
+    pub redis: Option<StreamSettings>,
+}
+
+/// How to play the run.
+#[derive(Debug, Clone, Default)]
+pub struct CheckPlan {
+    /// Which attempt of the task to play (from 1; `--attempt 2` lets `[[resume]]` rules apply).
+    pub attempt: u32,
+    /// Start at the step with this `name` (`--from`), skipping the steps before it.
+    pub from: Option<String>,
+}
 
 /// Why the check could not run at all (a failing step is a [`RunOutcome`] error instead).
 #[derive(Debug, thiserror::Error)]
@@ -50,42 +70,81 @@ impl StepHook for Screenshots {
     }
 }
 
-/// Runs `recipe_file` once for the task in `task_file`, with a screenshot per step in `screenshots`.
+/// The files of a check.
+#[derive(Debug, Clone, Copy)]
+pub struct CheckFiles<'a> {
+    /// The recipe.
+    pub recipe: &'a Path,
+    /// The task (JSON shaped like `GET /links/{id}`).
+    pub task: &'a Path,
+    /// Where the screenshots go.
+    pub screenshots: &'a Path,
+}
+
+/// Runs the recipe once for the task, as `plan` says, with a screenshot per step.
 ///
 /// # Errors
 /// [`CheckError`] when the files or the set-up are unusable.
 pub async fn check(
-    settings: &RecipeSettings,
-    recipe_file: &Path,
-    task_file: &Path,
-    screenshots: &Path,
+    settings: &CheckSettings,
+    files: CheckFiles<'_>,
+    plan: &CheckPlan,
 ) -> Result<RunOutcome, CheckError> {
+    let CheckFiles {
+        recipe: recipe_file,
+        task: task_file,
+        screenshots,
+    } = files;
     let read = |p: &Path| {
         std::fs::read_to_string(p).map_err(|e| CheckError::Read(p.display().to_string(), e))
     };
     let recipe = parse_recipe(&recipe_file.display().to_string(), &read(recipe_file)?)?;
-    let text = read(task_file)?;
-    let de = &mut serde_json::Deserializer::from_str(&text);
-    let task: Task = serde_path_to_error::deserialize(de).map_err(|e| CheckError::Task {
-        file: task_file.display().to_string(),
-        path: e.path().to_string(),
-    })?;
+    let from = match &plan.from {
+        None => 0,
+        Some(name) => super::parse::start_at(&recipe, name)?,
+    };
+    let task = read_task(task_file)?;
     std::fs::create_dir_all(screenshots)
         .map_err(|e| CheckError::Setup(format!("cannot create {}: {e}", screenshots.display())))?;
-    let pool =
-        BrowserPool::new(settings.browser.clone()).map_err(|e| CheckError::Setup(e.to_string()))?;
-    let env = RecipeEnv::new(
+    let pool = BrowserPool::new(settings.recipe.browser.clone())
+        .map_err(|e| CheckError::Setup(e.to_string()))?;
+    let mut env = RecipeEnv::new(
         pool.clone(),
-        &settings.mail,
-        settings.image.clone(),
-        settings.totp,
+        &settings.recipe.mail,
+        settings.recipe.image.clone(),
+        settings.recipe.totp,
     )
     .map_err(|e| CheckError::Setup(e.to_string()))?;
+    if let Some(redis) = &settings.redis {
+        env = env
+            .with_totp_ledger(redis)
+            .map_err(|e| CheckError::Setup(e.to_string()))?;
+    }
     let driver = RecipeDriver::new(Arc::new(recipe), env);
     let hook = Screenshots(screenshots.to_owned());
-    let outcome = driver.run(&task, Some(&hook)).await;
+    let attempt = plan.attempt.max(1);
+    let outcome = driver.run_from(&task, attempt, from, Some(&hook)).await;
     pool.shutdown().await;
     Ok(outcome)
+}
+
+/// Reads a task file (JSON shaped like `GET /links/{id}`).
+fn read_task(file: &Path) -> Result<Task, CheckError> {
+    let text = std::fs::read_to_string(file)
+        .map_err(|e| CheckError::Read(file.display().to_string(), e))?;
+    let de = &mut serde_json::Deserializer::from_str(&text);
+    serde_path_to_error::deserialize(de).map_err(|e| CheckError::Task {
+        file: file.display().to_string(),
+        path: e.path().to_string(),
+    })
+}
+
+/// The variables a recipe would see for the task in `file` (for `recipe-check import`'s value matching).
+///
+/// # Errors
+/// [`CheckError`] when the file cannot be read or is not a task.
+pub fn task_file_vars(file: &Path) -> Result<super::Vars, CheckError> {
+    Ok(super::driver::task_vars(&read_task(file)?))
 }
 
 /// A registration for display: secrets shown only as their length.

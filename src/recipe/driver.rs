@@ -1,64 +1,19 @@
-//! [`RecipeDriver`]: the [`Driver`] that registers an account by running a recipe in a fresh browser context,
-//! turning step failures into permanent or transient [`DriverError`]s and saving failure artifacts.
+//! [`RecipeDriver`]: the [`Driver`] that registers an account by running a recipe in a fresh browser context:
+//! steps in order, skipping those whose condition is false, following forward jumps and `[[resume]]` rules,
+//! and saving scrubbed failure artifacts named in the error's note.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use secrecy::SecretString;
 
-use super::run::{Failure, Run, failure_text};
+use super::env::RecipeEnv;
+use super::run::{Failure, Run, describe};
 use super::template::{Vars, html_to_text, seed, spin};
 use super::{Recipe, Step, StepLog, artifacts};
-use crate::browser::{BrowserPool, Session};
-use crate::config::{ImageSettings, MailSettings, TotpSettings};
-use crate::driver::{Driver, DriverError};
-use crate::mailbox::{MailError, Mailbox};
+use crate::browser::Session;
+use crate::driver::{Driver, DriverError, FailureKind};
 use crate::task::{Registration, Task};
-use crate::totp::TotpGenerator;
-
-/// What every recipe run shares: the browser pool, the mailbox reader, the TOTP generator, image limits.
-#[derive(Clone, Debug)]
-pub struct RecipeEnv {
-    /// Browser pool.
-    pub pool: BrowserPool,
-    /// Verification mail reader.
-    pub mailbox: Mailbox,
-    /// TOTP codes (never the same one twice).
-    pub totp: TotpGenerator,
-    /// `image_url` download limits.
-    pub image: ImageSettings,
-    /// Default limit of one step.
-    pub step_timeout: Duration,
-    /// Limit of a whole run.
-    pub recipe_timeout: Duration,
-    /// Where failure artifacts go.
-    pub artifacts_dir: PathBuf,
-}
-
-impl RecipeEnv {
-    /// Builds the environment; timeouts and the artifacts directory come from the pool's settings.
-    ///
-    /// # Errors
-    /// [`MailError::Config`] when the IMAP TLS settings are unusable.
-    pub fn new(
-        pool: BrowserPool,
-        mail: &MailSettings,
-        image: ImageSettings,
-        totp: TotpSettings,
-    ) -> Result<Self, MailError> {
-        let s = pool.settings().clone();
-        Ok(Self {
-            mailbox: Mailbox::new(mail)?,
-            totp: TotpGenerator::new(totp.min_remaining),
-            image,
-            step_timeout: s.step_timeout,
-            recipe_timeout: s.recipe_timeout,
-            artifacts_dir: s.artifacts_dir,
-            pool,
-        })
-    }
-}
 
 /// Called after every step (the recipe check command saves a screenshot per step with it).
 #[async_trait::async_trait]
@@ -70,7 +25,7 @@ pub trait StepHook: Send + Sync {
 /// A run's result and its step log.
 #[derive(Debug)]
 pub struct RunOutcome {
-    /// The registration, or why it failed (with the artifacts directory in the message).
+    /// The registration, or why it failed (the artifacts directory in the error's note).
     pub result: Result<Registration, DriverError>,
     /// What each step did.
     pub log: StepLog,
@@ -107,9 +62,21 @@ impl RecipeDriver {
         attempt: u32,
         hook: Option<&dyn StepHook>,
     ) -> RunOutcome {
+        self.run_from(task, attempt, 0, hook).await
+    }
+
+    /// [`RecipeDriver::run_attempt`] starting at step `from` (an index from 0; `recipe-check --from`), on a
+    /// fresh page: the steps before it are not run, so the variables they would set are unset.
+    pub async fn run_from(
+        &self,
+        task: &Task,
+        attempt: u32,
+        from: usize,
+        hook: Option<&dyn StepHook>,
+    ) -> RunOutcome {
         let mut log = StepLog::default();
         let result = match self.env.pool.open_session().await {
-            Err(e) => Err(DriverError::Transient(e.to_string())),
+            Err(e) => Err(e.into()),
             Ok(session) => {
                 let run = Run {
                     env: &self.env,
@@ -120,13 +87,16 @@ impl RecipeDriver {
                     started: SystemTime::now(),
                     image: None,
                     attempt,
+                    typed: Vec::new(),
                 };
-                let r = self.run_in(run, hook, &mut log).await;
+                let r = self.run_in(run, from, hook, &mut log).await;
                 session.close().await;
                 r
             }
         };
-        if let Err(e) = &result {
+        if let Err(e) = &result
+            && e.note.is_none()
+        {
             log.push(format!("failed: {e}"));
         }
         RunOutcome { result, log }
@@ -135,51 +105,70 @@ impl RecipeDriver {
     async fn run_in(
         &self,
         mut run: Run<'_>,
+        from: usize,
         hook: Option<&dyn StepHook>,
         log: &mut StepLog,
     ) -> Result<Registration, DriverError> {
         let (task, session) = (run.task, run.session);
         let limit = self.env.recipe_timeout;
-        let steps = self.steps(&mut run, hook, log);
+        let steps = self.steps(&mut run, from, hook, log);
         let failure = match tokio::time::timeout(limit, steps).await {
             Ok(Ok(())) => return Ok(self.registration(&run.vars)),
             Ok(Err(f)) => f,
-            Err(_) => Failure::Transient(format!(
-                "recipe {} timed out after {} s",
-                self.recipe.name,
-                limit.as_secs()
-            )),
+            Err(_) => DriverError::new(
+                FailureKind::Timeout,
+                true,
+                format!(
+                    "recipe {} timed out after {} s",
+                    self.recipe.name,
+                    limit.as_secs()
+                ),
+            ),
         };
+        log.push(format!("failed: {failure}"));
         let dir = artifacts::save(
             &self.env.artifacts_dir,
             task.id.as_str(),
             Some(session),
             log,
+            &run.secrets(),
         )
         .await;
-        let text = format!("{} (artifacts: {})", failure_text(&failure), dir.display());
-        Err(match failure {
-            Failure::Transient(_) => DriverError::Transient(text),
-            _ => DriverError::Permanent(text),
-        })
+        Err(failure.with_note(format!("artifacts: {}", dir.display())))
     }
 
     async fn steps(
         &self,
         run: &mut Run<'_>,
+        from: usize,
         hook: Option<&dyn StepHook>,
         log: &mut StepLog,
     ) -> Result<(), Failure> {
         let steps = &self.recipe.steps;
         let mut resumed = vec![false; self.recipe.resume.len()];
-        let mut i = 0;
+        let mut i = from;
         while let Some(step) = steps.get(i) {
             i += 1;
+            match run.holds(step).await {
+                Ok(true) => {}
+                Ok(false) => {
+                    let key = step.when.as_ref().map_or("", |c| c.key());
+                    log.push(format!(
+                        "step {} {}: skipped ({key} is false)",
+                        step.index,
+                        describe(step)
+                    ));
+                    continue;
+                }
+                Err(f) => return Err(f),
+            }
             let mut result = run.step(step, log).await;
             if let Some(hook) = hook {
                 hook.after_step(run.session, step, result.is_ok()).await;
             }
-            if let Err(Failure::Transient(m)) = &result {
+            if let Err(failure) = &result
+                && failure.transient
+            {
                 // A failed step may leave a submit waiting for its answer: abandon it now, so it cannot
                 // complete in the background (and make a retry find the account "already registered")
                 // while the page is examined and the artifacts saved.
@@ -190,14 +179,19 @@ impl RecipeDriver {
                 // A failed step is often explained by what the page shows (a site error, a CAPTCHA), or
                 // by a dead browser.
                 result = Err(if run.session.browser_dead() {
-                    Failure::Transient("browser crashed".into())
+                    DriverError::new(FailureKind::Browser, true, "browser crashed")
                 } else {
-                    run.page_problem()
-                        .await
-                        .unwrap_or_else(|| Failure::Transient(m.clone()))
+                    match run.page_problem().await {
+                        Some(problem) => problem,
+                        None => failure.clone(),
+                    }
                 });
             }
-            if let Err(Failure::Site(message)) = &result
+            if let Err(Failure {
+                kind: FailureKind::Site,
+                message,
+                ..
+            }) = &result
                 && let Some(k) = self.resume_rule(run.attempt, i, message, &resumed)
             {
                 let to = &steps[self.recipe.resume[k].from];
@@ -211,10 +205,22 @@ impl RecipeDriver {
                 continue;
             }
             match result {
-                Err(Failure::Transient(_) | Failure::Permanent(_)) if step.optional => {
+                Err(f)
+                    if step.optional
+                        && !matches!(f.kind, FailureKind::Site | FailureKind::Captcha) =>
+                {
                     log.push(format!("step {} is optional: continuing", step.index));
                 }
-                other => other?,
+                Err(f) => return Err(f),
+                Ok(()) => {
+                    if let Some(to) = step.then {
+                        log.push(format!(
+                            "step {}: continuing at step {}",
+                            step.index, steps[to].index
+                        ));
+                        i = to;
+                    }
+                }
             }
         }
         Ok(())
@@ -272,6 +278,8 @@ pub(crate) fn task_vars(task: &Task) -> Vars {
         spin(&task.username, seed(&format!("{id}:username"))),
     );
     v.set_secret("password", task.password.clone());
+    v.set_secret("pass_mail", task.pass_mail.clone());
+    v.set_secret("app_password", task.app_password.clone());
     v.set("about_text", html_to_text(&about_html));
     v.set("about", about_html.clone());
     v.set("about_html", about_html);

@@ -4,7 +4,10 @@
 
 mod artifacts;
 mod check;
+mod check_cli;
 mod driver;
+mod env;
+mod import;
 mod parse;
 mod run;
 mod setup;
@@ -17,9 +20,14 @@ use std::time::Duration;
 use regex::Regex;
 
 pub use artifacts::StepLog;
-pub use check::{CheckError, check, describe};
-pub use driver::{RecipeDriver, RecipeEnv, RunOutcome, StepHook};
-pub use parse::{TASK_VARS, parse_recipe};
+pub use check::{
+    CheckError, CheckFiles, CheckPlan, CheckSettings, check, describe, task_file_vars,
+};
+pub use check_cli::command as check_command;
+pub use driver::{RecipeDriver, RunOutcome, StepHook};
+pub use env::RecipeEnv;
+pub use import::{ImportError, import_recording};
+pub use parse::{SECRET_TASK_VARS, TASK_VARS, parse_recipe};
 pub use setup::{RecipeSetup, SetupError, setup};
 pub use template::{Template, Vars, html_to_text, seed, spin};
 
@@ -89,14 +97,49 @@ pub struct Resume {
 pub struct Step {
     /// Position in the file, from 1.
     pub index: usize,
-    /// Optional label for the step log.
+    /// Optional label for the step log, and the target of `then`, `goto_step` and `[[resume]]`.
     pub name: Option<String>,
     /// Own limit instead of the default step timeout.
     pub timeout: Option<Duration>,
     /// A failure of this step is logged and skipped (e.g. a cookie banner that may not show).
     pub optional: bool,
+    /// Run the step only if this holds when it is reached (`if_visible`, `if_url`, `if_text`); else skip it.
+    pub when: Option<Condition>,
+    /// After the step succeeded, continue at this step (an index from 0, always later than this one).
+    pub then: Option<usize>,
     /// What it does.
     pub action: Action,
+}
+
+/// A step's condition, checked once when the step is reached (it does not wait).
+#[derive(Debug, Clone)]
+pub enum Condition {
+    /// An element matching the selector is visible.
+    Visible(String),
+    /// The page URL matches the regex.
+    Url(Regex),
+    /// The page's visible text contains the text (case-insensitive).
+    Text(Template),
+}
+
+impl Condition {
+    /// The key in the recipe file.
+    pub fn key(&self) -> &'static str {
+        match self {
+            Condition::Visible(_) => "if_visible",
+            Condition::Url(_) => "if_url",
+            Condition::Text(_) => "if_text",
+        }
+    }
+}
+
+/// Whose mistake a `fail_if` / `fail_if_text` guard reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GuardKind {
+    /// The site refused (`site error: …`), the default.
+    Site,
+    /// The recipe met a page it was not written for (`recipe error: …`): `kind = "recipe"`.
+    Recipe,
 }
 
 /// What a step does. Selectors are CSS selectors.
@@ -105,13 +148,33 @@ pub enum Action {
     /// Navigate to the URL and wait for the page to load.
     Goto(Template),
     /// Type the value into the field.
-    Fill(String, Template),
-    /// Click the element; `true` waits for the new page to load.
-    Click(String, bool),
+    Fill {
+        /// The field.
+        selector: String,
+        /// What to type.
+        value: Template,
+    },
+    /// Click the element.
+    Click {
+        /// The element.
+        selector: String,
+        /// Wait for the new page to load after the click.
+        navigates: bool,
+    },
     /// Choose the option (by value or visible text).
-    Select(String, Template),
+    Select {
+        /// The `<select>`.
+        selector: String,
+        /// The option's value or visible text.
+        value: Template,
+    },
     /// Set a checkbox or radio on or off.
-    Check(String, bool),
+    Check {
+        /// The checkbox or radio.
+        selector: String,
+        /// Ticked (true) or not.
+        on: bool,
+    },
     /// Put the task's image (downloaded from `image_url`) into the file input.
     UploadImage(String),
     /// Wait until an element matching the selector is visible.
@@ -126,12 +189,28 @@ pub enum Action {
     WaitMail(MailStep),
     /// Read a value from the page into a variable.
     Extract(ExtractStep),
-    /// Fail permanently, with the element's text (or the message), when the selector is visible.
-    FailIf(String, Option<String>),
+    /// Fail permanently when an element matching the selector is visible.
+    FailIf {
+        /// The element.
+        selector: String,
+        /// The failure's text instead of the element's text.
+        message: Option<String>,
+        /// Whose failure it is.
+        kind: GuardKind,
+    },
     /// Fail permanently when the page's text contains the text.
-    FailIfText(Template, Option<String>),
+    FailIfText {
+        /// The text looked for (case-insensitive).
+        text: Template,
+        /// The failure's text instead of the line found.
+        message: Option<String>,
+        /// Whose failure it is.
+        kind: GuardKind,
+    },
     /// Store the context's cookies for the current URL (`name=value; …`) in a secret variable.
     Cookies(String),
+    /// Do nothing but continue at the named step (the step's `then`); with a condition, a branch.
+    GotoStep(String),
 }
 
 impl Action {
@@ -139,10 +218,10 @@ impl Action {
     pub fn kind(&self) -> &'static str {
         match self {
             Action::Goto(_) => "goto",
-            Action::Fill(..) => "fill",
-            Action::Click(..) => "click",
-            Action::Select(..) => "select",
-            Action::Check(..) => "check",
+            Action::Fill { .. } => "fill",
+            Action::Click { .. } => "click",
+            Action::Select { .. } => "select",
+            Action::Check { .. } => "check",
             Action::UploadImage(_) => "upload_image",
             Action::WaitFor(_) => "wait_for",
             Action::WaitUrl(_) => "wait_url",
@@ -150,9 +229,10 @@ impl Action {
             Action::Totp(_) => "totp",
             Action::WaitMail(_) => "wait_mail",
             Action::Extract(_) => "extract",
-            Action::FailIf(..) => "fail_if",
-            Action::FailIfText(..) => "fail_if_text",
+            Action::FailIf { .. } => "fail_if",
+            Action::FailIfText { .. } => "fail_if_text",
             Action::Cookies(_) => "cookies",
+            Action::GotoStep(_) => "goto_step",
         }
     }
 
@@ -163,6 +243,17 @@ impl Action {
             Action::Extract(e) => Some(&e.into),
             Action::Cookies(v) => Some(v),
             _ => None,
+        }
+    }
+
+    /// The templates the step renders (each must name only variables known when the step runs).
+    pub fn templates(&self) -> Vec<&Template> {
+        match self {
+            Action::Goto(t) | Action::WaitText(t) => vec![t],
+            Action::Fill { value, .. } | Action::Select { value, .. } => vec![value],
+            Action::FailIfText { text, .. } => vec![text],
+            Action::WaitMail(m) => [&m.from, &m.subject, &m.to].into_iter().flatten().collect(),
+            _ => Vec::new(),
         }
     }
 }
@@ -193,6 +284,8 @@ pub struct ExtractStep {
     pub attribute: Option<String>,
     /// Regex applied to the value: first capture group, else the whole match.
     pub pattern: Option<Regex>,
+    /// The value is a secret (a token, a key): kept out of artifacts like a password.
+    pub secret: bool,
 }
 
 /// Templates giving the registration's fields.

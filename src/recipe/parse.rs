@@ -1,5 +1,6 @@
 //! Recipe files (TOML) into checked [`Recipe`]s: every step has exactly one known action, only the keys that
-//! action takes, and templates naming only task fields or variables set by an earlier step. No I/O here.
+//! action takes, jumps that go forward to a named step, and templates (with valid filters) naming only task
+//! fields or variables set on every way to the step. No I/O here.
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -8,7 +9,7 @@ use regex::Regex;
 use toml::{Table, Value};
 
 use super::template::Template;
-use super::{Action, Recipe, RecipeError, ResultMap, Resume, Step};
+use super::{Action, Condition, GuardKind, Recipe, RecipeError, ResultMap, Resume, Step};
 use crate::task::{Site, normalise_domain};
 
 /// Variables every recipe can use, filled from the task.
@@ -21,6 +22,8 @@ pub const TASK_VARS: &[&str] = &[
     "email",
     "username",
     "password",
+    "pass_mail",
+    "app_password",
     "about",
     "about_html",
     "about_text",
@@ -28,8 +31,20 @@ pub const TASK_VARS: &[&str] = &[
     "link_rss",
 ];
 
+/// Task variables that hold secrets: never logged, scrubbed from failure artifacts. (The TOTP secret is no
+/// variable at all: only the `totp` step uses it.)
+pub const SECRET_TASK_VARS: &[&str] = &["password", "pass_mail", "app_password"];
+
 /// Keys every step may have besides its action.
-const COMMON: &[&str] = &["timeout_ms", "optional", "name"];
+const COMMON: &[&str] = &[
+    "timeout_ms",
+    "optional",
+    "name",
+    "if_visible",
+    "if_url",
+    "if_text",
+    "then",
+];
 
 /// Actions and the extra keys each takes (required ones first, then `?`-marked optional ones).
 const ACTIONS: &[(&str, &[&str])] = &[
@@ -44,10 +59,11 @@ const ACTIONS: &[(&str, &[&str])] = &[
     ("wait_text", &[]),
     ("totp", &[]),
     ("wait_mail", &["pattern", "from?", "subject?", "to?"]),
-    ("extract", &["into", "attribute?", "pattern?"]),
-    ("fail_if", &["message?"]),
-    ("fail_if_text", &["message?"]),
+    ("extract", &["into", "attribute?", "pattern?", "secret?"]),
+    ("fail_if", &["message?", "kind?"]),
+    ("fail_if_text", &["message?", "kind?"]),
     ("cookies", &[]),
+    ("goto_step", &[]),
 ];
 
 struct Ctx<'a> {
@@ -107,15 +123,19 @@ pub fn parse_recipe(file: &str, text: &str) -> Result<Recipe, RecipeError> {
             .to_owned(),
         None => file_stem(file),
     };
-    let mut known: HashSet<String> = TASK_VARS.iter().map(|s| (*s).to_owned()).collect();
     let raw_steps = match table.get("steps") {
         Some(Value::Array(a)) if !a.is_empty() => a,
         _ => return Err(top.err("steps must be a non-empty array of [[steps]] tables")),
     };
     let mut steps = Vec::new();
+    let mut jumps = Vec::new();
     for (i, raw) in raw_steps.iter().enumerate() {
-        steps.push(parse_step(file, i + 1, raw, &mut known)?);
+        let (step, jump) = parse_step(file, i + 1, raw)?;
+        steps.push(step);
+        jumps.push(jump);
     }
+    resolve_jumps(file, &mut steps, &jumps)?;
+    let known = check_vars(file, &steps)?;
     let result = parse_result(&table, &top, site, &known, &steps)?;
     let resume = parse_resume(&table, &top, &steps)?;
     Ok(Recipe {
@@ -200,12 +220,134 @@ fn strings(table: &Table, key: &str, ctx: &Ctx) -> Result<Vec<String>, RecipeErr
     }
 }
 
+/// The step `index` (from 0) whose `name` is `name`.
+///
+/// # Errors
+/// A message when no step or more than one step has that name.
+fn step_named(steps: &[Step], name: &str) -> Result<usize, String> {
+    let found: Vec<usize> = (0..steps.len())
+        .filter(|&i| steps[i].name.as_deref() == Some(name))
+        .collect();
+    match found.as_slice() {
+        [one] => Ok(*one),
+        [] => Err(format!("{name:?} names no step")),
+        _ => Err(format!("{name:?} names {} steps", found.len())),
+    }
+}
+
+/// Sets each step's `then` from its `then` key or `goto_step` action: the named step must exist and come
+/// later, so a recipe never loops.
+fn resolve_jumps(
+    file: &str,
+    steps: &mut [Step],
+    jumps: &[Option<String>],
+) -> Result<(), RecipeError> {
+    for (i, jump) in jumps.iter().enumerate() {
+        let Some(name) = jump else { continue };
+        let ctx = Ctx {
+            file,
+            step: Some((steps[i].index, steps[i].action.kind())),
+        };
+        let key = match steps[i].action {
+            Action::GotoStep(_) => "goto_step",
+            _ => "then",
+        };
+        let to = step_named(steps, name).map_err(|e| ctx.err(format!("{key}: {e}")))?;
+        if to <= i {
+            return Err(ctx.err(format!(
+                "{key}: step {name:?} (step {}) is not after this one; jumps only go forward",
+                steps[to].index
+            )));
+        }
+        steps[i].then = Some(to);
+    }
+    Ok(())
+}
+
+/// Checks that every template names only variables set on every way to its step (conditions and jumps may
+/// skip a step; `[[resume]]` continuations are the recipe author's care, see docs/recipes.md) and returns
+/// the variables known at the end, for `[result]`.
+fn check_vars(file: &str, steps: &[Step]) -> Result<HashSet<String>, RecipeError> {
+    check_vars_from(file, steps, 0)
+}
+
+/// The step index (from 0) named `name`, for a run that starts there (`recipe-check --from`): refused
+/// when a step from there on needs a variable that only the skipped steps set.
+///
+/// # Errors
+/// [`RecipeError`] naming the file (and the step, for a variable).
+pub(crate) fn start_at(recipe: &Recipe, name: &str) -> Result<usize, RecipeError> {
+    let from = step_named(&recipe.steps, name).map_err(|e| RecipeError {
+        file: recipe.file.clone(),
+        step: None,
+        message: format!("--from: {e}"),
+    })?;
+    check_vars_from(&recipe.file, &recipe.steps, from).map_err(|mut e| {
+        e.message = format!("{} (starting at {name:?})", e.message);
+        e
+    })?;
+    Ok(from)
+}
+
+/// [`check_vars`] for a run starting at step `start` (index from 0).
+fn check_vars_from(
+    file: &str,
+    steps: &[Step],
+    start: usize,
+) -> Result<HashSet<String>, RecipeError> {
+    let task: HashSet<String> = TASK_VARS.iter().map(|s| (*s).to_owned()).collect();
+    let meet = |slot: &mut Option<HashSet<String>>, vars: &HashSet<String>| match slot {
+        None => *slot = Some(vars.clone()),
+        Some(have) => have.retain(|v| vars.contains(v)),
+    };
+    // into[k]: the variables set on every way into step k (index steps.len() is the end).
+    let mut into: Vec<Option<HashSet<String>>> = vec![None; steps.len() + 1];
+    into[start] = Some(task.clone());
+    let mut anywhere: HashSet<String> = HashSet::new();
+    for (k, step) in steps.iter().enumerate().skip(start) {
+        let vars = into[k].clone().unwrap_or_else(|| task.clone());
+        let ctx = Ctx {
+            file,
+            step: Some((step.index, step.action.kind())),
+        };
+        let cond = match &step.when {
+            Some(Condition::Text(t)) => vec![t],
+            _ => Vec::new(),
+        };
+        for t in step.action.templates().into_iter().chain(cond) {
+            if let Some(v) = t.vars().find(|v| !vars.contains(*v)) {
+                return Err(ctx.err(if anywhere.contains(v) {
+                    format!(
+                        "variable {{{{{v}}}}} may be unset here: a step that sets it can be skipped \
+                         (a condition, a jump or an optional step before it)"
+                    )
+                } else {
+                    format!(
+                        "unknown variable {{{{{v}}}}} (task fields: {}; or set by an earlier step)",
+                        TASK_VARS.join(", ")
+                    )
+                }));
+            }
+        }
+        let mut ran = vars.clone();
+        if let Some(v) = step.action.defines() {
+            ran.insert(v.to_owned());
+            anywhere.insert(v.to_owned());
+        }
+        if step.when.is_some() || (step.optional && step.then.is_some()) {
+            meet(&mut into[k + 1], &vars);
+        }
+        meet(&mut into[step.then.unwrap_or(k + 1)], &ran);
+    }
+    Ok(into[steps.len()].take().unwrap_or(task))
+}
+
+/// One step, and the name its `then` / `goto_step` jumps to (resolved once every step is known).
 fn parse_step(
     file: &str,
     index: usize,
     raw: &Value,
-    known: &mut HashSet<String>,
-) -> Result<Step, RecipeError> {
+) -> Result<(Step, Option<String>), RecipeError> {
     let ctx = Ctx {
         file,
         step: Some((index, "?")),
@@ -246,10 +388,16 @@ fn parse_step(
             return Err(ctx.err(format!("missing field {required:?}")));
         }
     }
-    let fields = Fields {
-        table,
-        ctx: &ctx,
-        known,
+    let fields = Fields { table, ctx: &ctx };
+    let action = fields.action(kind)?;
+    let jump = match &action {
+        Action::GotoStep(name) if table.contains_key("then") => {
+            return Err(ctx.err(format!(
+                "goto_step already jumps to {name:?}; a then key is not allowed"
+            )));
+        }
+        Action::GotoStep(name) => Some(name.clone()),
+        _ => fields.opt_text("then")?,
     };
     let step = Step {
         index,
@@ -258,19 +406,17 @@ fn parse_step(
             .opt_int("timeout_ms")?
             .map(|ms| Duration::from_millis(ms.max(1))),
         optional: fields.opt_bool("optional")?.unwrap_or(false),
-        action: fields.action(kind)?,
+        when: fields.condition()?,
+        then: None,
+        action,
     };
-    if let Some(var) = step.action.defines() {
-        known.insert(var.to_owned());
-    }
-    Ok(step)
+    Ok((step, jump))
 }
 
 /// Typed access to one step's keys, with errors naming the step.
 struct Fields<'a> {
     table: &'a Table,
     ctx: &'a Ctx<'a>,
-    known: &'a HashSet<String>,
 }
 
 impl Fields<'_> {
@@ -306,15 +452,37 @@ impl Fields<'_> {
             .transpose()
     }
 
+    /// A template (its variables are checked later, by `check_vars`).
     fn template(&self, key: &str) -> Result<Template, RecipeError> {
-        let t = Template::parse(&self.text(key)?).map_err(|e| self.ctx.err(e))?;
-        if let Some(v) = t.vars().find(|v| !self.known.contains(*v)) {
-            return Err(self.ctx.err(format!(
-                "unknown variable {{{{{v}}}}} (task fields: {}; or set by an earlier step)",
-                TASK_VARS.join(", ")
-            )));
+        Template::parse(&self.text(key)?).map_err(|e| self.ctx.err(format!("{key}: {e}")))
+    }
+
+    /// The step's `if_visible` / `if_url` / `if_text`, at most one.
+    fn condition(&self) -> Result<Option<Condition>, RecipeError> {
+        let keys: Vec<&str> = ["if_visible", "if_url", "if_text"]
+            .into_iter()
+            .filter(|k| self.table.contains_key(*k))
+            .collect();
+        Ok(match keys.as_slice() {
+            [] => None,
+            ["if_visible"] => Some(Condition::Visible(self.text("if_visible")?)),
+            ["if_url"] => Some(Condition::Url(self.regex("if_url")?)),
+            ["if_text"] => Some(Condition::Text(self.template("if_text")?)),
+            _ => {
+                return Err(self.ctx.err(format!(
+                    "a step has at most one condition (found {})",
+                    keys.join(", ")
+                )));
+            }
+        })
+    }
+
+    fn guard_kind(&self) -> Result<GuardKind, RecipeError> {
+        match self.table.get("kind").map(Value::as_str) {
+            None | Some(Some("site")) => Ok(GuardKind::Site),
+            Some(Some("recipe")) => Ok(GuardKind::Recipe),
+            Some(_) => Err(self.ctx.err("kind must be \"site\" or \"recipe\"")),
         }
-        Ok(t)
     }
 
     fn opt_template(&self, key: &str) -> Result<Option<Template>, RecipeError> {
@@ -337,10 +505,22 @@ impl Fields<'_> {
         let sel = || self.text(kind);
         Ok(match kind {
             "goto" => Action::Goto(self.template(kind)?),
-            "fill" => Action::Fill(sel()?, self.template("value")?),
-            "click" => Action::Click(sel()?, self.opt_bool("navigates")?.unwrap_or(false)),
-            "select" => Action::Select(sel()?, self.template("value")?),
-            "check" => Action::Check(sel()?, self.opt_bool("value")?.unwrap_or(true)),
+            "fill" => Action::Fill {
+                selector: sel()?,
+                value: self.template("value")?,
+            },
+            "click" => Action::Click {
+                selector: sel()?,
+                navigates: self.opt_bool("navigates")?.unwrap_or(false),
+            },
+            "select" => Action::Select {
+                selector: sel()?,
+                value: self.template("value")?,
+            },
+            "check" => Action::Check {
+                selector: sel()?,
+                on: self.opt_bool("value")?.unwrap_or(true),
+            },
             "upload_image" => Action::UploadImage(sel()?),
             "wait_for" => Action::WaitFor(sel()?),
             "wait_url" => Action::WaitUrl(self.regex(kind)?),
@@ -362,9 +542,19 @@ impl Fields<'_> {
                     .get("pattern")
                     .map(|_| self.regex("pattern"))
                     .transpose()?,
+                secret: self.opt_bool("secret")?.unwrap_or(false),
             }),
-            "fail_if" => Action::FailIf(sel()?, self.opt_text("message")?),
-            "fail_if_text" => Action::FailIfText(self.template(kind)?, self.opt_text("message")?),
+            "fail_if" => Action::FailIf {
+                selector: sel()?,
+                message: self.opt_text("message")?,
+                kind: self.guard_kind()?,
+            },
+            "fail_if_text" => Action::FailIfText {
+                text: self.template(kind)?,
+                message: self.opt_text("message")?,
+                kind: self.guard_kind()?,
+            },
+            "goto_step" => Action::GotoStep(self.text(kind)?),
             _ => Action::Cookies(self.var_name(kind)?),
         })
     }

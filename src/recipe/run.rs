@@ -1,36 +1,72 @@
 //! Runs one recipe's steps in one browser session: auto-waiting for elements, watching every wait for the
-//! recipe's site errors and CAPTCHA selectors, and classifying each failure (site error, captcha, permanent,
-//! transient). Values typed or read never reach the step log or an error message.
+//! recipe's site errors and CAPTCHA selectors, checking step conditions, and classifying each failure by its
+//! [`FailureKind`]. Values typed or read never reach the step log or an error message.
 
 use std::time::{Duration, Instant, SystemTime};
 
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
 
-use super::driver::RecipeEnv;
+use super::env::RecipeEnv;
 use super::template::Vars;
-use super::{Action, ExtractStep, MailStep, Recipe, Step, StepLog};
+use super::{Action, Condition, ExtractStep, GuardKind, MailStep, Recipe, Step, StepLog};
 use crate::browser::{BrowserError, Session};
+use crate::driver::{DriverError, FailureKind};
 use crate::image::DownloadedImage;
 use crate::mailbox::{MailLogin, MailQuery};
 use crate::task::Task;
 
-/// How one step failed, which decides the task's fate.
-#[derive(Debug, Clone)]
-pub(crate) enum Failure {
-    /// The site showed an error (its text): permanent.
-    Site(String),
-    /// A CAPTCHA is shown: permanent.
-    Captcha(String),
-    /// Retrying cannot help (bad input, mailbox login refused, bad image).
-    Permanent(String),
-    /// May work on a new attempt (timeouts, navigation, crash, 5xx).
-    Transient(String),
+/// How a step failed: its kind decides the task's fate (see [`FailureKind`]).
+pub(crate) type Failure = DriverError;
+
+impl From<BrowserError> for DriverError {
+    fn from(e: BrowserError) -> Self {
+        let kind = match e {
+            BrowserError::Launch(_) | BrowserError::Crashed => FailureKind::Browser,
+            BrowserError::Timeout { .. } => FailureKind::Timeout,
+            BrowserError::Page(_) => FailureKind::Network,
+        };
+        DriverError::new(kind, true, e.to_string())
+    }
 }
 
-impl From<BrowserError> for Failure {
-    fn from(e: BrowserError) -> Self {
-        Failure::Transient(e.to_string())
+fn site(message: impl Into<String>) -> Failure {
+    DriverError::new(FailureKind::Site, false, message)
+}
+
+fn permanent(kind: FailureKind, message: impl Into<String>) -> Failure {
+    DriverError::new(kind, false, message)
+}
+
+fn transient(kind: FailureKind, message: impl Into<String>) -> Failure {
+    DriverError::new(kind, true, message)
+}
+
+/// What a wait waits for.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Until<'a> {
+    /// An element matching the selector is visible.
+    Visible(&'a str),
+    /// An element matching the selector exists.
+    Exists(&'a str),
+    /// The page's visible text contains the text.
+    Text(&'a str),
+    /// The page a `navigates = true` click started has loaded.
+    Navigated,
+    /// Nothing: just the page's state now (site error, CAPTCHA, URL).
+    Now,
+}
+
+impl<'a> Until<'a> {
+    /// The condition's name and argument for `JS_STATUS`.
+    fn js(self) -> (&'static str, &'a str) {
+        match self {
+            Until::Visible(s) => ("visible", s),
+            Until::Exists(s) => ("exists", s),
+            Until::Text(t) => ("text", t),
+            Until::Navigated => ("navigated", ""),
+            Until::Now => ("none", ""),
+        }
     }
 }
 
@@ -48,6 +84,8 @@ pub(crate) struct Run<'a> {
     pub image: Option<DownloadedImage>,
     /// Which attempt of the task this run is (from 1); `[[resume]]` rules apply from the second.
     pub attempt: u32,
+    /// Secret values typed or read that are no variable (TOTP codes): scrubbed from artifacts too.
+    pub typed: Vec<SecretString>,
 }
 
 impl Run<'_> {
@@ -61,6 +99,63 @@ impl Run<'_> {
         })
     }
 
+    /// Whether the step's condition holds now (true without one); a page mid-navigation is asked again
+    /// until the step's limit.
+    pub async fn holds(&self, step: &Step) -> Result<bool, Failure> {
+        let Some(cond) = &step.when else {
+            return Ok(true);
+        };
+        let limit = self.limit(step);
+        let check = async {
+            loop {
+                let probe = match cond {
+                    Condition::Visible(sel) => self
+                        .session
+                        .call(JS_VISIBLE_TEXT, &[sel.as_str().into()])
+                        .await
+                        .map(|v| !v.is_null()),
+                    Condition::Text(t) => {
+                        let text = t.render(&self.vars);
+                        self.session
+                            .call(JS_FIND_TEXT, &[text.into()])
+                            .await
+                            .map(|v| !v.is_null())
+                    }
+                    Condition::Url(re) => self
+                        .session
+                        .eval("location.href")
+                        .await
+                        .map(|v| re.is_match(v.as_str().unwrap_or_default())),
+                };
+                match probe {
+                    Ok(holds) => return Ok(holds),
+                    Err(e) if e.to_string().contains("is not a valid selector") => {
+                        return Err(permanent(
+                            FailureKind::Recipe,
+                            format!("invalid selector in {}", cond.key()),
+                        ));
+                    }
+                    Err(_) if !self.session.browser_dead() => {}
+                    Err(_) => return Err(BrowserError::Crashed.into()),
+                }
+                tokio::time::sleep(POLL).await;
+            }
+        };
+        match tokio::time::timeout(limit, check).await {
+            Ok(r) => r,
+            Err(_) => Err(transient(
+                FailureKind::Timeout,
+                format!(
+                    "step {} ({}): its {} could not be checked in {} ms",
+                    step.index,
+                    step.action.kind(),
+                    cond.key(),
+                    limit.as_millis()
+                ),
+            )),
+        }
+    }
+
     /// Runs one step under its limit; records it in `log`.
     pub async fn step(&mut self, step: &Step, log: &mut StepLog) -> Result<(), Failure> {
         let what = describe(step);
@@ -68,16 +163,20 @@ impl Run<'_> {
         let start = Instant::now();
         let result = match tokio::time::timeout(limit, self.exec(&step.action, limit)).await {
             Ok(r) => r,
-            Err(_) => Err(Failure::Transient(format!(
-                "step {} ({}) timed out after {} ms",
-                step.index,
-                step.action.kind(),
-                limit.as_millis()
-            ))),
+            Err(_) => Err(transient(
+                FailureKind::Timeout,
+                format!(
+                    "step {} ({}) timed out after {} ms",
+                    step.index,
+                    step.action.kind(),
+                    limit.as_millis()
+                ),
+            )),
         };
+        let result = result.map_err(|f| self.scrubbed(f));
         let outcome = match &result {
             Ok(()) => "ok".to_owned(),
-            Err(f) => format!("failed: {}", failure_text(f)),
+            Err(f) => format!("failed: {f}"),
         };
         log.step(step.index, &what, &outcome, start.elapsed());
         result
@@ -90,38 +189,58 @@ impl Run<'_> {
                 s.goto(&url.render(&self.vars)).await?;
                 self.check_status().await
             }
-            Action::Fill(sel, value) => {
-                self.wait("visible", sel).await?;
-                Ok(s.fill(sel, &value.render(&self.vars)).await?)
+            Action::Fill { selector, value } => {
+                self.wait(Until::Visible(selector)).await?;
+                Ok(s.fill(selector, &value.render(&self.vars)).await?)
             }
-            Action::Click(sel, navigates) => self.click(sel, *navigates).await,
-            Action::Select(sel, value) => {
-                self.wait("visible", sel).await?;
-                Ok(s.select(sel, &value.render(&self.vars)).await?)
+            Action::Click {
+                selector,
+                navigates,
+            } => self.click(selector, *navigates).await,
+            Action::Select { selector, value } => {
+                self.wait(Until::Visible(selector)).await?;
+                Ok(s.select(selector, &value.render(&self.vars)).await?)
             }
-            Action::Check(sel, on) => {
-                self.wait("exists", sel).await?;
-                Ok(s.check(sel, *on).await?)
+            Action::Check { selector, on } => {
+                self.wait(Until::Exists(selector)).await?;
+                Ok(s.check(selector, *on).await?)
             }
             Action::UploadImage(sel) => self.upload(sel).await,
-            Action::WaitFor(sel) => self.wait("visible", sel).await.map(drop),
+            Action::WaitFor(sel) => self.wait(Until::Visible(sel)).await.map(drop),
             Action::WaitUrl(re) => loop {
-                let href = self.wait("none", "").await?;
+                let href = self.wait(Until::Now).await?;
                 if re.is_match(&href) {
                     return Ok(());
                 }
                 tokio::time::sleep(POLL).await;
             },
-            Action::WaitText(text) => self.wait("text", &text.render(&self.vars)).await.map(drop),
+            Action::WaitText(text) => {
+                let text = text.render(&self.vars);
+                self.wait(Until::Text(&text)).await.map(drop)
+            }
             Action::Totp(sel) => self.totp(sel).await,
             Action::WaitMail(m) => self.mail(m, limit).await,
             Action::Extract(e) => self.extract(e).await,
-            Action::FailIf(sel, message) => self.fail_if(sel, message.as_deref()).await,
-            Action::FailIfText(text, message) => {
+            Action::FailIf {
+                selector,
+                message,
+                kind,
+            } => {
+                let text = s.call(JS_VISIBLE_TEXT, &[selector.as_str().into()]).await?;
+                match text.as_str() {
+                    Some(t) => Err(guard(*kind, message.as_deref().unwrap_or(t))),
+                    None => Ok(()),
+                }
+            }
+            Action::FailIfText {
+                text,
+                message,
+                kind,
+            } => {
                 let text = text.render(&self.vars);
-                let found = s.call(JS_FIND_TEXT, &[text.clone().into()]).await?;
+                let found = s.call(JS_FIND_TEXT, &[text.into()]).await?;
                 match found.as_str() {
-                    Some(line) => Err(Failure::Site(message.clone().unwrap_or(line.to_owned()))),
+                    Some(line) => Err(guard(*kind, message.as_deref().unwrap_or(line))),
                     None => Ok(()),
                 }
             }
@@ -130,13 +249,14 @@ impl Run<'_> {
                 self.vars.set_secret(into, SecretString::from(header));
                 Ok(())
             }
+            Action::GotoStep(_) => Ok(()),
         }
     }
 
-    /// Polls until `cond` holds (`visible`/`exists` for a selector, `text` on the page, `navigated` after a
-    /// click, `none` for just the URL), failing at once on a site error or a CAPTCHA. Returns the URL.
-    pub async fn wait(&self, cond: &str, arg: &str) -> Result<String, Failure> {
+    /// Polls until `until` holds, failing at once on a site error or a CAPTCHA. Returns the URL.
+    pub async fn wait(&self, until: Until<'_>) -> Result<String, Failure> {
         let r = self.recipe;
+        let (cond, arg) = until.js();
         let args = [
             json!(cond),
             json!(arg),
@@ -148,10 +268,13 @@ impl Run<'_> {
             match self.session.call(JS_STATUS, &args).await {
                 Ok(v) => {
                     if let Some(c) = v.get("captcha").and_then(Value::as_str) {
-                        return Err(Failure::Captcha(format!("captcha shown ({c})")));
+                        return Err(permanent(
+                            FailureKind::Captcha,
+                            format!("captcha shown ({c})"),
+                        ));
                     }
                     if let Some(e) = v.get("error").and_then(Value::as_str) {
-                        return Err(Failure::Site(e.to_owned()));
+                        return Err(site(e));
                     }
                     if v.get("ok").and_then(Value::as_bool) == Some(true) {
                         return Ok(v["href"].as_str().unwrap_or_default().to_owned());
@@ -159,9 +282,10 @@ impl Run<'_> {
                 }
                 // A selector the browser cannot parse is a recipe mistake: waiting will not fix it.
                 Err(e) if e.to_string().contains("is not a valid selector") => {
-                    return Err(Failure::Permanent(format!(
-                        "recipe error: invalid selector {arg:?}"
-                    )));
+                    return Err(permanent(
+                        FailureKind::Recipe,
+                        format!("invalid selector {arg:?}"),
+                    ));
                 }
                 // Mid-navigation the page has no context for a moment: try again.
                 Err(_) if !self.session.browser_dead() => {}
@@ -173,9 +297,11 @@ impl Run<'_> {
 
     /// The site error or CAPTCHA the page shows now, if any (used to explain a failed step).
     pub async fn page_problem(&self) -> Option<Failure> {
-        let probe = tokio::time::timeout(Duration::from_secs(3), self.wait("none", ""));
+        let probe = tokio::time::timeout(Duration::from_secs(3), self.wait(Until::Now));
         match probe.await {
-            Ok(Err(f @ (Failure::Site(_) | Failure::Captcha(_)))) => Some(f),
+            Ok(Err(f)) if matches!(f.kind, FailureKind::Site | FailureKind::Captcha) => {
+                Some(self.scrubbed(f))
+            }
             _ => None,
         }
     }
@@ -183,21 +309,22 @@ impl Run<'_> {
     async fn check_status(&self) -> Result<(), Failure> {
         let status = self.session.eval(JS_NAV_STATUS).await?;
         match status.as_u64() {
-            Some(code) if code >= 500 => {
-                Err(Failure::Transient(format!("site answered HTTP {code}")))
-            }
+            Some(code) if code >= 500 => Err(transient(
+                FailureKind::Network,
+                format!("site answered HTTP {code}"),
+            )),
             _ => Ok(()),
         }
     }
 
     async fn click(&self, sel: &str, navigates: bool) -> Result<(), Failure> {
-        self.wait("visible", sel).await?;
+        self.wait(Until::Visible(sel)).await?;
         if navigates {
             self.session.eval("window.__pwBeforeNav = true").await?;
         }
         self.session.click(sel).await?;
         if navigates {
-            self.wait("navigated", "").await?;
+            self.wait(Until::Navigated).await?;
             self.check_status().await?;
         }
         Ok(())
@@ -207,32 +334,39 @@ impl Run<'_> {
         if self.image.is_none() {
             let url = self.task.image_url.trim();
             if url.is_empty() {
-                return Err(Failure::Permanent("the task has no image_url".into()));
+                return Err(permanent(FailureKind::Input, "the task has no image_url"));
             }
             let image = crate::image::fetch_image(&self.env.image, url)
                 .await
                 .map_err(|e| match e.is_permanent() {
-                    true => Failure::Permanent(e.to_string()),
-                    false => Failure::Transient(e.to_string()),
+                    true => permanent(FailureKind::Input, e.to_string()),
+                    false => transient(FailureKind::Network, e.to_string()),
                 })?;
             self.image = Some(image);
         }
-        self.wait("exists", sel).await?;
+        self.wait(Until::Exists(sel)).await?;
         let path = self.image.as_ref().map(|i| i.path().to_owned());
         Ok(self.session.upload(sel, &path.unwrap_or_default()).await?)
     }
 
-    async fn totp(&self, sel: &str) -> Result<(), Failure> {
+    async fn totp(&mut self, sel: &str) -> Result<(), Failure> {
         if self.task.twofa.expose_secret().trim().is_empty() {
-            return Err(Failure::Permanent("the task has no twofa secret".into()));
+            return Err(permanent(
+                FailureKind::Input,
+                "the task has no twofa secret",
+            ));
         }
         let code = self
             .env
             .totp
             .fresh_code(&self.task.twofa)
             .await
-            .map_err(|e| Failure::Permanent(e.to_string()))?;
-        self.wait("visible", sel).await?;
+            .map_err(|e| match e.is_permanent() {
+                true => permanent(FailureKind::Input, e.to_string()),
+                false => transient(FailureKind::Other, e.to_string()),
+            })?;
+        self.typed.push(SecretString::from(code.code.clone()));
+        self.wait(Until::Visible(sel)).await?;
         Ok(self.session.fill(sel, &code.code).await?)
     }
 
@@ -258,16 +392,21 @@ impl Run<'_> {
             tokio::time::Instant::now() + limit.saturating_sub(Duration::from_millis(500));
         match self.env.mailbox.wait_for(&login, &query, deadline).await {
             Ok(found) => {
-                self.vars.set(&m.into, found.value);
+                // A mailed code or link is a credential for a while: kept out of artifacts.
+                self.vars
+                    .set_secret(&m.into, SecretString::from(found.value));
                 Ok(())
             }
-            Err(e) if e.is_permanent() => Err(Failure::Permanent(e.to_string())),
-            Err(e) => Err(Failure::Transient(e.to_string())),
+            Err(e) => Err(DriverError::new(
+                FailureKind::Mail,
+                !e.is_permanent(),
+                e.to_string(),
+            )),
         }
     }
 
     async fn extract(&mut self, e: &ExtractStep) -> Result<(), Failure> {
-        self.wait("exists", &e.selector).await?;
+        self.wait(Until::Exists(&e.selector)).await?;
         let args = [json!(e.selector), json!(e.attribute)];
         let raw = self.session.call(JS_READ, &args).await?;
         let raw = raw.as_str().unwrap_or_default().trim().to_owned();
@@ -280,59 +419,81 @@ impl Run<'_> {
                     .map_or("", |m| m.as_str())
                     .to_owned(),
                 None => {
-                    return Err(Failure::Transient(format!(
-                        "the value of {:?} does not match the pattern",
-                        e.selector
-                    )));
+                    return Err(transient(
+                        FailureKind::Other,
+                        format!("the value of {:?} does not match the pattern", e.selector),
+                    ));
                 }
             },
         };
         if value.is_empty() {
-            return Err(Failure::Transient(format!("{:?} is empty", e.selector)));
+            return Err(transient(
+                FailureKind::Other,
+                format!("{:?} is empty", e.selector),
+            ));
         }
-        self.vars.set(&e.into, value);
+        match e.secret {
+            true => self.vars.set_secret(&e.into, SecretString::from(value)),
+            false => self.vars.set(&e.into, value),
+        }
         Ok(())
     }
 
-    async fn fail_if(&self, sel: &str, message: Option<&str>) -> Result<(), Failure> {
-        let text = self.session.call(JS_VISIBLE_TEXT, &[sel.into()]).await?;
-        match text.as_str() {
-            Some(t) => Err(Failure::Site(message.unwrap_or(t).to_owned())),
-            None => Ok(()),
-        }
+    /// `f` with every secret value of the run replaced in its message: a site error is the page's text, and
+    /// a page may echo what was typed.
+    pub fn scrubbed(&self, mut f: Failure) -> Failure {
+        f.message = super::artifacts::scrub(&f.message, &self.secrets());
+        f
+    }
+
+    /// Every secret value of this run: the task's credentials, secret variables (cookies, mailed codes,
+    /// secret extracts) and typed TOTP codes, for scrubbing the failure artifacts.
+    pub fn secrets(&self) -> Vec<&str> {
+        let task = self.task;
+        let mut out: Vec<&str> = [
+            &task.password,
+            &task.pass_mail,
+            &task.app_password,
+            &task.twofa,
+        ]
+        .into_iter()
+        .map(|s| s.expose_secret())
+        .chain(self.vars.secrets())
+        .chain(self.typed.iter().map(|s| s.expose_secret()))
+        .collect();
+        out.retain(|s| !s.trim().is_empty());
+        out
     }
 }
 
-/// The failure's text for the step log and the error message.
-pub(crate) fn failure_text(f: &Failure) -> String {
-    match f {
-        Failure::Site(m) => format!("site error: {m}"),
-        Failure::Captcha(m) => format!("captcha: {m}"),
-        Failure::Permanent(m) | Failure::Transient(m) => m.clone(),
+/// A `fail_if` / `fail_if_text` guard's failure.
+fn guard(kind: GuardKind, text: &str) -> Failure {
+    match kind {
+        GuardKind::Site => site(text),
+        GuardKind::Recipe => permanent(FailureKind::Recipe, text),
     }
 }
 
 /// A step as the log shows it: action and selector (or URL without its query), never a value.
-fn describe(step: &Step) -> String {
+pub(crate) fn describe(step: &Step) -> String {
     let label = step
         .name
         .as_deref()
         .map(|n| format!(" [{n}]"))
         .unwrap_or_default();
     let target = match &step.action {
-        Action::Fill(s, _)
-        | Action::Click(s, _)
-        | Action::Select(s, _)
-        | Action::Check(s, _)
-        | Action::UploadImage(s)
-        | Action::WaitFor(s)
-        | Action::Totp(s)
-        | Action::FailIf(s, _) => s.clone(),
+        Action::Fill { selector, .. }
+        | Action::Click { selector, .. }
+        | Action::Select { selector, .. }
+        | Action::Check { selector, .. }
+        | Action::FailIf { selector, .. } => selector.clone(),
+        Action::UploadImage(s) | Action::WaitFor(s) | Action::Totp(s) => s.clone(),
         Action::Extract(e) => format!("{} -> {}", e.selector, e.into),
         Action::WaitMail(m) => format!("-> {}", m.into),
         Action::Cookies(v) => format!("-> {v}"),
+        Action::GotoStep(name) => format!("-> {name:?}"),
         Action::WaitUrl(re) => re.as_str().to_owned(),
-        Action::Goto(_) | Action::WaitText(_) | Action::FailIfText(..) => String::new(),
+        Action::Goto(_) | Action::WaitText(_) | Action::FailIfText { .. } => String::new(),
     };
     format!("{}{label} {target}", step.action.kind())
         .trim_end()

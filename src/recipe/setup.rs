@@ -1,25 +1,36 @@
 //! Start-up wiring for the executor: load and validate every recipe, make the browser pool and the shared
 //! services, and register one driver per recipe domain. An invalid recipe stops start-up here.
 
-use super::driver::RecipeEnv;
+use super::env::RecipeEnv;
 use super::{RecipeError, drivers, load_dir};
 use crate::browser::{BrowserError, BrowserPool};
-use crate::config::RecipeSettings;
+use crate::config::{RecipeSettings, StreamSettings};
 use crate::driver::Drivers;
 use crate::mailbox::MailError;
+use crate::totp::TotpError;
 
 /// Why recipe drivers could not be set up.
 #[derive(Debug, thiserror::Error)]
 pub enum SetupError {
-    /// A recipe file is invalid (the message names the file and step).
+    /// A recipe file is invalid (the message names the file and step). Not a `#[source]`: the message
+    /// already holds it, and an error chain printed it twice ("X: X").
     #[error("invalid recipe: {0}")]
-    Recipe(#[from] RecipeError),
+    Recipe(RecipeError),
     /// The browser pool could not be made (Chromium missing, profile root not writable).
     #[error(transparent)]
     Browser(#[from] BrowserError),
     /// The mailbox TLS settings are unusable.
     #[error(transparent)]
     Mail(#[from] MailError),
+    /// The Redis URL cannot hold the fleet-wide TOTP ledger.
+    #[error(transparent)]
+    Totp(#[from] TotpError),
+}
+
+impl From<RecipeError> for SetupError {
+    fn from(e: RecipeError) -> Self {
+        SetupError::Recipe(e)
+    }
 }
 
 /// The recipe drivers and the pool behind them (read its [`BrowserPool::stats`] for metrics; call
@@ -33,18 +44,25 @@ pub struct RecipeSetup {
 }
 
 /// Loads `browser.recipes_dir`, makes the pool (cleaning up a killed executor's Chromium) and the drivers.
+/// With `redis`, TOTP time steps are claimed in that Redis, fleet-wide.
 ///
 /// # Errors
 /// [`SetupError`]; an invalid recipe names its file and step.
-pub fn setup(settings: &RecipeSettings) -> Result<RecipeSetup, SetupError> {
+pub fn setup(
+    settings: &RecipeSettings,
+    redis: Option<&StreamSettings>,
+) -> Result<RecipeSetup, SetupError> {
     let recipes = load_dir(&settings.browser.recipes_dir)?;
     let pool = BrowserPool::new(settings.browser.clone())?;
-    let env = RecipeEnv::new(
+    let mut env = RecipeEnv::new(
         pool.clone(),
         &settings.mail,
         settings.image.clone(),
         settings.totp,
     )?;
+    if let Some(redis) = redis {
+        env = env.with_totp_ledger(redis)?;
+    }
     for r in &recipes {
         tracing::info!(recipe = %r.name, site = %r.site, domains = ?r.domains, "recipe loaded");
     }

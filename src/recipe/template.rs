@@ -1,27 +1,179 @@
-//! Templates (`{{name}}` placeholders over task fields and extracted variables), Spintax (`{a|b|c}`, nested,
-//! resolved with a per-task seed so a retry picks the same words) and HTML-to-text for `about_text`. Pure.
+//! Templates (`{{name}}` placeholders over task fields and extracted variables, with filters such as
+//! `{{username | lower | truncate:13}}`), Spintax (`{a|b|c}`, nested, resolved with a per-task seed so a retry
+//! picks the same words) and HTML-to-text for `about_text`. Pure.
 
 use std::collections::HashMap;
 
+use regex::Regex;
 use secrecy::{ExposeSecret, SecretString};
 
-/// A parsed template: literal text and variable names, in order.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A parsed template: literal text and variables (each with its filters), in order.
+#[derive(Debug, Clone)]
 pub struct Template {
     parts: Vec<Part>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 enum Part {
     Text(String),
-    Var(String),
+    Var { name: String, filters: Vec<Filter> },
+}
+
+/// Length of the suffix `unique:N` appends: 5 base-36 characters (about 60 million values).
+pub const UNIQUE_SUFFIX_LEN: usize = 5;
+
+/// The filter names, for error messages.
+const FILTERS: &str = "lower, upper, slug[:SEP], truncate:N, replace:REGEX:WITH, digits, default:TEXT, \
+                       short:N, unique:N";
+
+/// One filter of a placeholder, applied left to right.
+#[derive(Debug, Clone)]
+enum Filter {
+    /// Lowercase.
+    Lower,
+    /// Uppercase.
+    Upper,
+    /// Lowercase ASCII letters and digits; every other run of characters becomes the separator (default
+    /// `-`), none at either end.
+    Slug(String),
+    /// At most N characters.
+    Truncate(usize),
+    /// Every match of the regex replaced (`$1` refers to a group).
+    Replace(Regex, String),
+    /// Only the digits.
+    Digits,
+    /// The text when the value is empty (or only spaces).
+    Default(String),
+    /// N base-36 characters hashed from the value: stable, and different for different values.
+    Short(usize),
+    /// At most N characters: the value cut to leave room for a suffix hashed from the task id, so two tasks
+    /// never type the same value and a retry of one task types the same one.
+    Unique(usize),
+}
+
+impl Filter {
+    fn parse(raw: &str) -> Result<Self, String> {
+        let raw = raw.trim();
+        let (name, arg) = match raw.split_once(':') {
+            Some((n, a)) => (n.trim(), Some(a)),
+            None => (raw, None),
+        };
+        let number = |what: &str, min: usize, max: usize| -> Result<usize, String> {
+            let a = arg.ok_or_else(|| format!("filter {name:?} needs a number ({what})"))?;
+            match a.trim().parse::<usize>() {
+                Ok(n) if (min..=max).contains(&n) => Ok(n),
+                _ => Err(format!(
+                    "filter {name:?}: {a:?} is not a number from {min} to {max} ({what})"
+                )),
+            }
+        };
+        let none = |f: Filter| match arg {
+            None => Ok(f),
+            Some(a) => Err(format!("filter {name:?} takes no argument (got {a:?})")),
+        };
+        match name {
+            "lower" => none(Filter::Lower),
+            "upper" => none(Filter::Upper),
+            "digits" => none(Filter::Digits),
+            "slug" => match arg {
+                None => Ok(Filter::Slug("-".into())),
+                Some(sep)
+                    if sep.chars().count() <= 1 && !sep.chars().any(char::is_alphanumeric) =>
+                {
+                    Ok(Filter::Slug(sep.to_owned()))
+                }
+                Some(sep) => Err(format!(
+                    "filter \"slug\": separator {sep:?} must be one character that is not a letter or digit (or empty)"
+                )),
+            },
+            "truncate" => number("the most characters kept", 1, 10_000).map(Filter::Truncate),
+            "short" => number("characters of the hash", 1, 12).map(Filter::Short),
+            "unique" => {
+                number("the most characters", UNIQUE_SUFFIX_LEN + 1, 10_000).map(Filter::Unique)
+            }
+            "default" => match arg {
+                Some(text) => Ok(Filter::Default(text.to_owned())),
+                None => Err("filter \"default\" needs a text (default:TEXT)".into()),
+            },
+            "replace" => {
+                let spec = arg.ok_or("filter \"replace\" needs replace:REGEX:WITH")?;
+                let (re, with) = spec
+                    .rsplit_once(':')
+                    .ok_or("filter \"replace\" needs replace:REGEX:WITH")?;
+                let re = Regex::new(re)
+                    .map_err(|e| format!("filter \"replace\": {re:?} is not a regex: {e}"))?;
+                Ok(Filter::Replace(re, with.to_owned()))
+            }
+            _ => Err(format!("unknown filter {name:?} (filters: {FILTERS})")),
+        }
+    }
+
+    fn apply(&self, value: String, vars: &Vars) -> String {
+        match self {
+            Filter::Lower => value.to_lowercase(),
+            Filter::Upper => value.to_uppercase(),
+            Filter::Digits => value.chars().filter(char::is_ascii_digit).collect(),
+            Filter::Slug(sep) => slug(&value, sep),
+            Filter::Truncate(n) => value.chars().take(*n).collect(),
+            Filter::Replace(re, with) => re.replace_all(&value, with.as_str()).into_owned(),
+            Filter::Default(text) if value.trim().is_empty() => text.clone(),
+            Filter::Default(_) => value,
+            Filter::Short(n) => base36(hash(&value), *n),
+            Filter::Unique(n) => {
+                let id = vars.get("task_id").unwrap_or_default();
+                let suffix = base36(hash(&format!("unique:{id}")), UNIQUE_SUFFIX_LEN);
+                let keep = n - UNIQUE_SUFFIX_LEN;
+                let head: String = value.chars().take(keep).collect();
+                format!("{head}{suffix}")
+            }
+        }
+    }
+}
+
+fn slug(value: &str, sep: &str) -> String {
+    let mut out = String::new();
+    let mut pending = false;
+    for c in value.chars() {
+        if c.is_ascii_alphanumeric() {
+            if pending && !out.is_empty() {
+                out.push_str(sep);
+            }
+            pending = false;
+            out.push(c.to_ascii_lowercase());
+        } else {
+            pending = true;
+        }
+    }
+    out
+}
+
+/// A 64-bit hash of text, stable across builds and machines (the first 8 bytes of its SHA-256).
+fn hash(text: &str) -> u64 {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(text.as_bytes());
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&digest[..8]);
+    u64::from_be_bytes(first)
+}
+
+/// `n` base-36 digits (lowercase) of `h`, most significant last; `n` at most 12.
+fn base36(mut h: u64, n: usize) -> String {
+    const DIGITS: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyz";
+    (0..n)
+        .map(|_| {
+            let d = DIGITS[(h % 36) as usize] as char;
+            h /= 36;
+            d
+        })
+        .collect()
 }
 
 impl Template {
-    /// Parses `text`; `{{ name }}` is a variable (letters, digits, `_`).
+    /// Parses `text`; `{{ name }}` is a variable (letters, digits, `_`), optionally followed by filters:
+    /// `{{ name | lower | truncate:13 }}`.
     ///
     /// # Errors
-    /// A description of the first malformed placeholder.
+    /// A description of the first malformed placeholder or filter (naming the filter).
     pub fn parse(text: &str) -> Result<Self, String> {
         let mut parts = Vec::new();
         let mut rest = text;
@@ -33,11 +185,18 @@ impl Template {
             let end = after
                 .find("}}")
                 .ok_or_else(|| format!("unclosed {{{{ in {text:?}"))?;
-            let name = after[..end].trim();
+            let mut pieces = after[..end].split('|');
+            let name = pieces.next().unwrap_or_default().trim();
             if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
                 return Err(format!("bad variable name {name:?} in {text:?}"));
             }
-            parts.push(Part::Var(name.to_owned()));
+            let filters = pieces
+                .map(|f| Filter::parse(f).map_err(|e| format!("{e} in {text:?}")))
+                .collect::<Result<Vec<_>, _>>()?;
+            parts.push(Part::Var {
+                name: name.to_owned(),
+                filters,
+            });
             rest = &after[end + 2..];
         }
         if !rest.is_empty() {
@@ -49,7 +208,7 @@ impl Template {
     /// Variable names used, in order.
     pub fn vars(&self) -> impl Iterator<Item = &str> {
         self.parts.iter().filter_map(|p| match p {
-            Part::Var(v) => Some(v.as_str()),
+            Part::Var { name, .. } => Some(name.as_str()),
             Part::Text(_) => None,
         })
     }
@@ -59,13 +218,18 @@ impl Template {
         self.vars().any(|v| vars.is_secret(v))
     }
 
-    /// Fills in the variables (an unknown one renders empty: validation refuses those beforehand).
+    /// Fills in the variables through their filters (an unknown variable renders empty: validation refuses
+    /// those beforehand; `default:TEXT` then gives the text).
     pub fn render(&self, vars: &Vars) -> String {
         let mut out = String::new();
         for part in &self.parts {
             match part {
                 Part::Text(t) => out.push_str(t),
-                Part::Var(v) => out.push_str(vars.get(v).unwrap_or_default()),
+                Part::Var { name, filters } => {
+                    let value = vars.get(name).unwrap_or_default().to_owned();
+                    let value = filters.iter().fold(value, |v, f| f.apply(v, vars));
+                    out.push_str(&value);
+                }
             }
         }
         out
@@ -106,6 +270,11 @@ impl Vars {
             .get(name)
             .map(String::as_str)
             .or_else(|| self.secret.get(name).map(|s| s.expose_secret()))
+    }
+
+    /// Every secret value held (for scrubbing failure artifacts).
+    pub fn secrets(&self) -> impl Iterator<Item = &str> {
+        self.secret.values().map(|s| s.expose_secret())
     }
 
     /// True when `name` holds a secret.
@@ -229,6 +398,105 @@ mod tests {
         assert!(!format!("{v:?}").contains("s3cret"));
         assert!(Template::parse("{{oops").is_err());
         assert!(Template::parse("{{a b}}").is_err());
+    }
+
+    fn render(template: &str, vars: &Vars) -> String {
+        Template::parse(template).unwrap().render(vars)
+    }
+
+    fn task(id: &str, username: &str) -> Vars {
+        let mut v = Vars::default();
+        v.set("task_id", id);
+        v.set("username", username);
+        v
+    }
+
+    #[test]
+    fn filters_shape_values() {
+        let mut v = task("t-1", "Jean-Luc.Picard_2024!");
+        v.set("empty", " ");
+        assert_eq!(render("{{username | lower}}", &v), "jean-luc.picard_2024!");
+        assert_eq!(render("{{ username|upper }}", &v), "JEAN-LUC.PICARD_2024!");
+        assert_eq!(render("{{username | slug}}", &v), "jean-luc-picard-2024");
+        assert_eq!(render("{{username | slug:_}}", &v), "jean_luc_picard_2024");
+        assert_eq!(render("{{username | slug:}}", &v), "jeanlucpicard2024");
+        assert_eq!(render("{{username | truncate:4}}", &v), "Jean");
+        assert_eq!(render("{{username | digits}}", &v), "2024");
+        assert_eq!(
+            render("{{username | replace:[^A-Za-z0-9_]:}}", &v),
+            "JeanLucPicard_2024"
+        );
+        assert_eq!(
+            render("{{username | replace:(\\d+):<$1>}}", &v),
+            "Jean-Luc.Picard_<2024>!"
+        );
+        assert_eq!(
+            render(
+                "{{empty | default:anon}}-{{username | default:x | truncate:2}}",
+                &v
+            ),
+            "anon-Je"
+        );
+        // Filters apply left to right: a username rule of 1-13 letters, digits and underscores.
+        assert_eq!(
+            render("{{username | slug:_ | truncate:13}}", &v),
+            "jean_luc_pica"
+        );
+    }
+
+    #[test]
+    fn unique_and_short_are_stable_per_task_and_differ_between_tasks() {
+        let a = render(
+            "{{username | slug:_ | unique:13}}",
+            &task("t-1", "Jean-Luc Picard"),
+        );
+        assert_eq!(a.chars().count(), 13);
+        assert!(a.starts_with("jean_lu"), "{a}");
+        assert_eq!(
+            a,
+            render(
+                "{{username | slug:_ | unique:13}}",
+                &task("t-1", "Jean-Luc Picard")
+            )
+        );
+        let b = render(
+            "{{username | slug:_ | unique:13}}",
+            &task("t-2", "Jean-Luc Picard"),
+        );
+        assert_ne!(a, b);
+        // A short value keeps all of itself.
+        let c = render("{{username | unique:13}}", &task("t-1", "bob"));
+        assert_eq!(c.len(), 3 + UNIQUE_SUFFIX_LEN);
+        let ids: std::collections::HashSet<String> = (0..2_000)
+            .map(|i| render("{{username | unique:8}}", &task(&format!("t-{i}"), "dj")))
+            .collect();
+        assert_eq!(ids.len(), 2_000, "no two tasks collide");
+        let s = render("{{task_id | short:6}}", &task("t-1", "x"));
+        assert_eq!(s.len(), 6);
+        assert!(
+            s.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()),
+            "{s}"
+        );
+        assert_eq!(s, render("{{task_id | short:6}}", &task("t-1", "y")));
+        assert_ne!(s, render("{{task_id | short:6}}", &task("t-2", "x")));
+    }
+
+    #[test]
+    fn bad_filters_are_refused_naming_the_filter() {
+        let e = |t: &str| Template::parse(t).unwrap_err();
+        assert!(e("{{username | shout}}").starts_with("unknown filter \"shout\""));
+        assert!(e("{{username | truncate}}").contains("\"truncate\" needs a number"));
+        assert!(e("{{username | truncate:x}}").contains("\"x\" is not a number"));
+        assert!(e("{{username | truncate:0}}").contains("from 1"));
+        assert!(e("{{username | unique:5}}").contains("from 6"));
+        assert!(e("{{username | short:13}}").contains("to 12"));
+        assert!(e("{{username | lower:1}}").contains("takes no argument"));
+        assert!(e("{{username | replace:(:x}}").contains("not a regex"));
+        assert!(e("{{username | replace:x}}").contains("replace:REGEX:WITH"));
+        assert!(e("{{username | slug:ab}}").contains("separator"));
+        assert!(e("{{username | default}}").contains("default:TEXT"));
+        assert!(e("{{ | lower}}").contains("bad variable name"));
     }
 
     #[test]

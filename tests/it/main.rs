@@ -32,3 +32,4 @@ mod redis_outage;
 mod smoke;
 mod streams;
 mod task_api;
+mod totp_ledger;

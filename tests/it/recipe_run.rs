@@ -5,8 +5,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use podcast_worker::browser::BrowserPool;
+use std::os::unix::fs::PermissionsExt;
+
 use podcast_worker::config::{ImageSettings, MailSettings, RecipeSettings, Source, TotpSettings};
-use podcast_worker::driver::{Driver, DriverError};
+use podcast_worker::driver::{Driver, DriverError, FailureKind};
 use podcast_worker::recipe::{RecipeDriver, RecipeEnv, load_dir, parse_recipe};
 use podcast_worker::task::Task;
 use secrecy::ExposeSecret;
@@ -14,6 +16,8 @@ use secrecy::ExposeSecret;
 use crate::helpers::browser::{serve, settings};
 use crate::helpers::eventually;
 use crate::helpers::fixture_site::{Seen, TOTP_SECRET, router};
+
+mod branches;
 
 const PASSWORD: &str = "Sup3r-Secret-PW!";
 
@@ -138,23 +142,32 @@ async fn recipe_run_site_error_fails_permanently_with_artifacts_and_no_secrets()
     let (dir, driver, base, _) = setup(SIGNUP).await;
     let t = task(&base, "taken@example.test", "/cover.png");
     let out = driver.run(&t, None).await;
-    let Err(DriverError::Permanent(msg)) = &out.result else {
-        panic!("expected a permanent failure, got {:?}", out.result)
+    let Err(e) = &out.result else {
+        panic!("expected a failure, got {:?}", out.result)
     };
+    assert!(!e.transient && e.kind == FailureKind::Site, "{e:?}");
+    let msg = e.to_string();
     assert!(
         msg.starts_with("site error: This email is already registered."),
         "{msg}"
     );
     let art = dir.path().join("artifacts").join(t.id.as_str());
     assert!(
-        msg.contains(&format!("artifacts: {}", art.display())),
-        "{msg}"
+        !msg.contains("artifacts"),
+        "the path is no business of error_message: {msg}"
+    );
+    assert_eq!(
+        e.note(),
+        Some(format!("artifacts: {}", art.display()).as_str())
     );
     for file in ["failure.png", "page.html", "steps.log"] {
-        assert!(
-            std::fs::metadata(art.join(file)).unwrap().len() > 0,
-            "{file}"
-        );
+        let meta = std::fs::metadata(art.join(file)).unwrap();
+        assert!(meta.len() > 0, "{file}");
+        assert_eq!(meta.permissions().mode() & 0o777, 0o600, "{file}");
+    }
+    for d in [art.clone(), dir.path().join("artifacts")] {
+        let mode = std::fs::metadata(&d).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700, "{}", d.display());
     }
     let log = std::fs::read_to_string(art.join("steps.log")).unwrap();
     assert!(
@@ -183,28 +196,31 @@ async fn recipe_run_classifies_timeouts_captcha_5xx_and_bad_images() {
     let slow = "[[steps]]\ngoto = \"{{website}}/slow\"\n[[steps]]\nwait_for = \"#never\"\ntimeout_ms = 800\n";
     let e = fails(slow, "/cover.png").await;
     assert!(
-        matches!(&e, DriverError::Transient(m) if m.contains("step 2 (wait_for) timed out after 800 ms")),
+        e.transient
+            && e.kind == FailureKind::Timeout
+            && e.message
+                .contains("step 2 (wait_for) timed out after 800 ms"),
         "{e:?}"
     );
 
     let captcha = "[[steps]]\ngoto = \"{{website}}/captcha\"\n[[steps]]\nwait_for = \"#form\"\n";
     let e = fails(captcha, "/cover.png").await;
     assert!(
-        matches!(&e, DriverError::Permanent(m) if m.starts_with("captcha:")),
+        !e.transient && e.kind == FailureKind::Captcha && e.to_string().starts_with("captcha:"),
         "{e:?}"
     );
 
     let boom = "[[steps]]\ngoto = \"{{website}}/boom\"\n";
     let e = fails(boom, "/cover.png").await;
     assert!(
-        matches!(&e, DriverError::Transient(m) if m.contains("HTTP 503")),
+        e.transient && e.kind == FailureKind::Network && e.message.contains("HTTP 503"),
         "{e:?}"
     );
 
     let image = "[[steps]]\ngoto = \"{{website}}/signup\"\n[[steps]]\nupload_image = \"#cover\"\n";
     let e = fails(image, "/not-an-image").await;
     assert!(
-        matches!(&e, DriverError::Permanent(m) if m.contains("not an image")),
+        !e.transient && e.kind == FailureKind::Input && e.message.contains("not an image"),
         "{e:?}"
     );
 }
@@ -231,7 +247,7 @@ async fn recipe_run_retry_completes_after_chromium_is_killed_mid_task() {
         .status()
         .unwrap();
     let first = run.await.unwrap().unwrap_err();
-    assert!(matches!(first, DriverError::Transient(_)), "{first:?}");
+    assert!(first.transient, "{first:?}");
     driver.register(&t).await.unwrap();
     assert_eq!(pool.stats().restarts_crash, 1);
     pool.shutdown().await;
@@ -256,10 +272,15 @@ fn recipe_load_dir_refuses_an_invalid_recipe_naming_file_and_step() {
 }
 
 #[test]
-fn driver_error_note_names_the_artifacts() {
-    let e = DriverError::Permanent("site error: no (artifacts: /a/t-1)".into());
+fn driver_error_shows_its_kind_and_keeps_the_note_apart() {
+    let e = DriverError::new(FailureKind::Site, false, "no").with_note("artifacts: /a/t-1");
+    assert_eq!(e.to_string(), "site error: no");
     assert_eq!(e.note(), Some("artifacts: /a/t-1"));
-    assert_eq!(DriverError::Transient("x".into()).note(), None);
+    assert_eq!(DriverError::transient("x").note(), None);
+    assert_eq!(
+        DriverError::new(FailureKind::Recipe, false, "x").to_string(),
+        "recipe error: x"
+    );
 }
 
 #[tokio::test]
@@ -310,7 +331,7 @@ fn recipe_setup_refuses_to_start_with_an_invalid_recipe() {
     std::fs::write(s.recipes_dir.join("b.toml"), bad).unwrap();
     let mut settings = RecipeSettings::from_source(&Source::default()).unwrap();
     settings.browser = s;
-    let err = podcast_worker::recipe::setup(&settings)
+    let err = podcast_worker::recipe::setup(&settings, None)
         .unwrap_err()
         .to_string();
     assert!(
@@ -322,7 +343,7 @@ fn recipe_setup_refuses_to_start_with_an_invalid_recipe() {
         bad.replace("value = \"x\"\n", ""),
     )
     .unwrap();
-    let ok = podcast_worker::recipe::setup(&settings).unwrap();
+    let ok = podcast_worker::recipe::setup(&settings, None).unwrap();
     assert_eq!(ok.drivers.domains(), ["b.test"]);
 }
 
@@ -332,7 +353,7 @@ async fn recipe_run_refuses_an_invalid_selector_at_once() {
     let started = std::time::Instant::now();
     let e = fails(steps, "/cover.png").await;
     assert!(
-        matches!(&e, DriverError::Permanent(m) if m.contains("invalid selector")),
+        !e.transient && e.to_string().starts_with("recipe error: invalid selector"),
         "{e:?}"
     );
     assert!(started.elapsed() < Duration::from_secs(15));

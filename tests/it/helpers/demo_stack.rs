@@ -95,7 +95,8 @@ fn executor_source(stack: &StackParts<'_>, extra: &[(&'static str, String)]) -> 
         (
             "PW_CHROMIUM_ARGS",
             format!(
-                "host-resolver-rules=MAP *.demo.test 127.0.0.1:{}",
+                // Two rules in one flag: the value's comma survives the `;;` list syntax.
+                "host-resolver-rules=MAP *.demo.test 127.0.0.1:{}, EXCLUDE localhost;;",
                 stack.sim.addr().port()
             ),
         ),
@@ -183,7 +184,8 @@ impl DemoStack {
         };
         let cfg = ExecutorConfig::from_source(&executor_source(&parts, &self.executor_vars))
             .expect("executor config");
-        let recipes = podcast_worker::recipe::setup(&cfg.recipe).expect("the real recipes load");
+        let recipes = podcast_worker::recipe::setup(&cfg.recipe, Some(&cfg.streams))
+            .expect("the real recipes load");
         let executor = Executor::new(&cfg, recipes.drivers, self.metrics.clone())
             .await
             .expect("executor");

@@ -230,8 +230,8 @@ impl Driver for TestDriver {
             .push((self.label.clone(), task.id.to_string()));
         match &self.behaviour {
             Behaviour::Succeed(d) => tokio::time::sleep(*d).await,
-            Behaviour::Permanent(m) => return Err(DriverError::Permanent((*m).to_owned())),
-            Behaviour::Transient(m) => return Err(DriverError::Transient((*m).to_owned())),
+            Behaviour::Permanent(m) => return Err(DriverError::permanent((*m).to_owned())),
+            Behaviour::Transient(m) => return Err(DriverError::transient((*m).to_owned())),
             Behaviour::Hook(f) => f(),
         }
         Ok(Registration {

@@ -82,7 +82,7 @@ impl Driver for CountingDriver {
             *n
         };
         if self.fail_first && run == 1 {
-            return Err(DriverError::Permanent("refused the first time".to_owned()));
+            return Err(DriverError::permanent("refused the first time".to_owned()));
         }
         Ok(Registration {
             email: Some(task.email.clone()),
