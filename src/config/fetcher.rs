@@ -12,7 +12,7 @@ vars! {
     FETCH_LIMIT: u64 = int(1, 1000).or("50"), [F], "Tasks asked for per GET /links call (1..=1000)";
     MAX_BACKLOG: u64 = int(1, 10_000_000).or("200"), [F], "Most tasks held per stream (lag + pending) before the fetcher stops pulling";
     POLL_MIN_MS: Duration = millis(1, WEEK_MS).or("500"), [F], "Poll delay after an empty page while work flows";
-    POLL_MAX_MS: Duration = millis(1, WEEK_MS).or("15000"), [F], "Longest poll delay when idle (the delay doubles up to it, with jitter)";
+    POLL_MAX_MS: Duration = millis(1, WEEK_MS).or("1500"), [F], "Longest poll delay when idle (the delay doubles up to it, with jitter)";
     INFLIGHT_TTL_SECS: Duration = secs(1, MONTH_SECS).or("172800"), [F], "Expiry of a task's de-duplication marker; longer than any task lives with us";
     LEADER_TTL_MS: Duration = millis(1, WEEK_MS).or("10000"), [F], "Fetcher leader lease; a standby takes over within about this time";
 }

@@ -4,6 +4,7 @@
 //! It never calls `start`: the executor that begins the work does (API.md, "who calls it").
 
 mod leader;
+mod listing;
 mod pacing;
 mod service;
 
@@ -13,6 +14,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio_util::sync::CancellationToken;
 
 pub use leader::LeaderLease;
+pub use listing::{ListingRecord, LostListing};
 pub use pacing::Pacer;
 pub use service::{FetcherError, observer, run_service};
 
@@ -25,6 +27,10 @@ use crate::task_api::{ApiError, TaskApiClient, full_jitter};
 
 /// Attempts at writing a listed page to Redis before its tasks are given up (they are already ours).
 const ENQUEUE_ATTEMPTS: u32 = 12;
+
+/// Another fetcher's listing under way whose heartbeat (renewed every third of the lease) is older than this
+/// many lease lengths was lost with its fetcher.
+const LISTING_STALE_LEASES: u32 = 2;
 
 /// What one [`Fetcher::fetch_once`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,10 +69,12 @@ pub struct Fetcher {
     api: TaskApiClient,
     producer: Producer,
     lease: LeaderLease,
+    listing: ListingRecord,
     settings: FetcherSettings,
     metrics: Arc<Metrics>,
     key_refused: bool,
     leading: bool,
+    cancel: CancellationToken,
 }
 
 impl Fetcher {
@@ -88,6 +96,12 @@ impl Fetcher {
             crate::config::default_consumer_name(),
             &uuid::Uuid::new_v4().simple().to_string()[..8]
         );
+        let listing = ListingRecord::new(
+            producer.connection(),
+            producer.keys().listing(),
+            token.clone(),
+            settings.leader_ttl * LISTING_STALE_LEASES,
+        );
         let lease = LeaderLease::new(
             producer.connection(),
             producer.keys().leader(),
@@ -98,10 +112,12 @@ impl Fetcher {
             api,
             producer,
             lease,
+            listing,
             settings,
             metrics,
             key_refused: false,
             leading: false,
+            cancel: CancellationToken::new(),
         })
     }
 
@@ -115,13 +131,19 @@ impl Fetcher {
         self.leading
     }
 
-    /// One step: hold the lease, measure the backlog, list what fits, route, de-duplicate, enqueue.
+    /// One step: hold the lease, report listings lost with a dead fetcher, measure the backlog, record the
+    /// listing under way, list what fits, route, de-duplicate, enqueue, clear the record.
     pub async fn fetch_once(&mut self) -> FetchOutcome {
         match self.hold_lease().await {
             Some(true) => {}
             Some(false) => return FetchOutcome::NotLeader,
             None => return FetchOutcome::RedisUnavailable,
         }
+        if self.listing.is_open() {
+            // Our last listing's record could not be cleared (Redis failed); its page was handled.
+            self.end_listing().await;
+        }
+        self.report_lost_listings().await;
         let room = match self.room().await {
             Ok(Ok(room)) => room,
             Ok(Err(backlog)) => {
@@ -139,6 +161,18 @@ impl Fetcher {
         let ask = u32::try_from(room)
             .unwrap_or(u32::MAX)
             .min(self.settings.limit);
+        if let Err(e) = self.listing.begin(ask).await {
+            tracing::warn!(error = %e, "cannot record the listing under way; not pulling");
+            self.metrics.set_redis_reachable(false);
+            return FetchOutcome::RedisUnavailable;
+        }
+        let outcome = self.list_and_enqueue(ask).await;
+        self.end_listing().await;
+        outcome
+    }
+
+    /// The listing itself, between the record's begin and end.
+    async fn list_and_enqueue(&mut self, ask: u32) -> FetchOutcome {
         let listed = self.keep_lease_while(self.api.list(ask)).await;
         let page = match listed {
             Ok(page) => page,
@@ -146,17 +180,49 @@ impl Fetcher {
         };
         self.key_accepted();
         self.metrics.health().record_progress();
+        self.metrics
+            .listed_undecodable(page.malformed as u64, page.skipped as u64);
         if page.returned == 0 {
             return FetchOutcome::Empty;
         }
         let full_page = page.returned >= ask as usize;
         let entries = self.entries(&page.tasks);
-        self.enqueue(&entries, full_page).await
+        self.keep_lease_while(self.enqueue(&entries, full_page))
+            .await
+    }
+
+    async fn end_listing(&mut self) {
+        if let Err(e) = self.listing.end().await {
+            tracing::warn!(error = %e, "cannot clear the record of our listing; cleared at the next step");
+        }
+    }
+
+    /// Logs and counts every listing lost with a dead fetcher (its record's heartbeat went stale), once.
+    async fn report_lost_listings(&self) {
+        let lost = match self.listing.take_lost().await {
+            Ok(lost) => lost,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot check for listings lost with a dead fetcher");
+                return;
+            }
+        };
+        for l in lost {
+            tracing::error!(
+                holder = %l.holder,
+                started_at = %listing::rfc3339(l.started),
+                silent_for_secs = l.silent_for.as_secs(),
+                limit = l.limit,
+                "a fetcher died with a listing under way: up to `limit` tasks are possibly handed out to us and will never run (docs/fetcher.md, \"Lost listings\")"
+            );
+            self.metrics.listing_lost("interrupted");
+        }
     }
 
     /// Loops [`Fetcher::fetch_once`] until `cancel` fires, then releases the lease. A step in progress is
     /// finished first, so a listed page is always queued.
     pub async fn run(mut self, cancel: CancellationToken) {
+        self.api = self.api.clone().with_cancel(cancel.clone());
+        self.cancel = cancel.clone();
         let standby = self.settings.leader_ttl / 3;
         let mut pacer = Pacer::new(self.settings.poll_min, self.settings.poll_max, standby);
         while !cancel.is_cancelled() {
@@ -225,7 +291,8 @@ impl Fetcher {
         checked.ok()
     }
 
-    /// Runs `fut` (an API call that may retry for a while), renewing the lease every third of its TTL.
+    /// Runs `fut` (a listing or an enqueue that may retry for a while), renewing the lease and the heartbeat
+    /// of the listing under way every third of the lease.
     async fn keep_lease_while<T>(&self, fut: impl Future<Output = T>) -> T {
         let mut fut = std::pin::pin!(fut);
         let mut tick = tokio::time::interval(self.settings.leader_ttl / 3);
@@ -236,6 +303,9 @@ impl Fetcher {
                 _ = tick.tick() => {
                     if let Err(e) = self.lease.acquire_or_renew().await {
                         tracing::warn!(error = %e, "leader lease renewal failed during a listing");
+                    }
+                    if let Err(e) = self.listing.beat().await {
+                        tracing::debug!(error = %e, "heartbeat of the listing under way failed");
                     }
                 }
             }
@@ -315,16 +385,22 @@ impl Fetcher {
                     self.metrics.set_redis_reachable(true);
                     return self.count(entries, &results, full_page);
                 }
-                Err(e) if attempt < ENQUEUE_ATTEMPTS => {
+                // On shutdown the pauses are skipped: one more attempt, then the page is given up (logged).
+                Err(e) if attempt < ENQUEUE_ATTEMPTS && !self.cancel.is_cancelled() => {
                     tracing::warn!(error = %e, attempt, "queueing a listed page failed; retrying");
                     self.metrics.set_redis_reachable(false);
                     let pause = full_jitter(ceiling, &mut rand::rng());
-                    tokio::time::sleep(pause).await;
+                    let _ = self
+                        .cancel
+                        .run_until_cancelled(tokio::time::sleep(pause))
+                        .await;
                     ceiling = (ceiling * 2).min(Duration::from_secs(5));
                 }
                 Err(e) => {
                     let ids: Vec<&str> = entries.iter().map(|e| e.id.as_str()).collect();
                     tracing::error!(error = %e, ?ids, "listed tasks could not be queued; the manager counts them as handed out");
+                    self.metrics.listing_lost("unqueued");
+                    break;
                 }
             }
         }

@@ -1,5 +1,6 @@
 //! When the fetcher calls again: at once after a full page, soon while work flows, doubling to the maximum
-//! while idle or failing, slowly while the API key is refused, and a third of the lease while standing by.
+//! while idle or failing, slowly (at least [`REFUSED_KEY_DELAY`]) while the API key is refused, and a third
+//! of the lease while standing by.
 //! Every delay is jittered so a fleet of fetchers does not poll in step. Pure: no clock, no I/O.
 
 use std::time::Duration;
@@ -7,6 +8,10 @@ use std::time::Duration;
 use rand::Rng;
 
 use super::FetchOutcome;
+
+/// The shortest delay between listings while the manager refuses the API key: a wrong key is not fixed in
+/// seconds, so it is not asked about at the idle poll rate.
+pub const REFUSED_KEY_DELAY: Duration = Duration::from_secs(15);
 
 /// The adaptive poll delay.
 #[derive(Debug, Clone)]
@@ -49,7 +54,7 @@ impl Pacer {
                 self.idle = self.idle.saturating_mul(2).min(self.max);
                 d
             }
-            FetchOutcome::Unauthorized => self.max,
+            FetchOutcome::Unauthorized => self.max.max(REFUSED_KEY_DELAY),
             FetchOutcome::NotLeader => self.standby,
         };
         jitter(base, rng)
@@ -105,7 +110,9 @@ mod tests {
     fn refused_key_waits_long_and_standby_checks_the_lease() {
         let mut rng = StdRng::seed_from_u64(4);
         let mut p = Pacer::new(ms(100), ms(1000), ms(300));
-        assert!(p.next(&FetchOutcome::Unauthorized, &mut rng) >= ms(750));
+        assert!(p.next(&FetchOutcome::Unauthorized, &mut rng) >= REFUSED_KEY_DELAY * 3 / 4);
+        let mut slow = Pacer::new(ms(100), ms(60_000), ms(300));
+        assert!(slow.next(&FetchOutcome::Unauthorized, &mut rng) >= ms(45_000));
         let standby = p.next(&FetchOutcome::NotLeader, &mut rng);
         assert!(standby <= ms(300) && standby >= ms(225));
         let bp = p.next(&FetchOutcome::Backpressure { backlog: 9 }, &mut rng);

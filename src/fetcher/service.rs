@@ -40,6 +40,9 @@ pub enum FetcherError {
 pub fn observer(metrics: Arc<Metrics>) -> Observer {
     Arc::new(move |r: &ApiRequest| {
         metrics.api_request(r.endpoint, r.status, r.elapsed);
+        if r.unreadable && r.endpoint == metrics::Endpoint::List {
+            metrics.listing_lost("unreadable");
+        }
         if r.retry > 0 {
             metrics.api_retry(r.endpoint);
         }

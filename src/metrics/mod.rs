@@ -135,6 +135,12 @@ impl Metrics {
         for m in MailOutcome::ALL {
             h.mail_wait.with_label_values(&[m.as_str()]);
         }
+        for r in LISTING_LOSS_REASONS {
+            c.listings_lost.with_label_values(&[r]);
+        }
+        for f in UNDECODABLE_FATES {
+            c.listed_undecodable.with_label_values(&[f]);
+        }
     }
 
     /// The registry (for tests and for adding process-specific collectors).
@@ -167,6 +173,26 @@ impl Metrics {
             Ok(i) => &self.domains[i],
             Err(_) => OTHER_DOMAIN,
         }
+    }
+
+    /// A listing whose tasks are possibly handed out to us and will never run; `reason` is one of
+    /// [`LISTING_LOSS_REASONS`] (anything else folds into `unreadable`).
+    pub fn listing_lost(&self, reason: &str) {
+        let reason = LISTING_LOSS_REASONS
+            .into_iter()
+            .find(|r| *r == reason)
+            .unwrap_or("unreadable");
+        self.counters
+            .listings_lost
+            .with_label_values(&[reason])
+            .inc();
+    }
+
+    /// Listed items that could not be decoded: `queued` by a salvaged id, or `dropped` without one.
+    pub fn listed_undecodable(&self, queued: u64, dropped: u64) {
+        let c = &self.counters.listed_undecodable;
+        c.with_label_values(&["queued"]).inc_by(queued);
+        c.with_label_values(&["dropped"]).inc_by(dropped);
     }
 
     /// A task listed by `GET /links`.

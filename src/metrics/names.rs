@@ -17,6 +17,8 @@ pub(super) struct Counters {
     pub(super) api_requests: IntCounterVec,
     pub(super) api_retries: IntCounterVec,
     pub(super) browser_restarts: IntCounterVec,
+    pub(super) listings_lost: IntCounterVec,
+    pub(super) listed_undecodable: IntCounterVec,
 }
 
 /// Histogram families (all `_seconds`).
@@ -91,6 +93,18 @@ pub const BROWSER_CONTEXTS: &str = "pw_browser_contexts";
 pub const BROWSER_MEMORY: &str = "pw_browser_memory_bytes";
 /// Time spent waiting for a verification mail, by `outcome`.
 pub const MAIL_WAIT: &str = "pw_mail_wait_seconds";
+/// Listings whose tasks are possibly handed out to us and will never run, by `reason`
+/// ([`LISTING_LOSS_REASONS`]).
+pub const FETCHER_LISTINGS_LOST: &str = "pw_fetcher_listings_lost_total";
+/// Listed items that could not be decoded, by `fate`: `queued` (an id was salvaged; the executor reads the
+/// task again or fails it) or `dropped` (no usable id: cannot be queued or reported).
+pub const LISTED_ITEMS_UNDECODABLE: &str = "pw_listed_items_undecodable_total";
+/// `reason` values of [`FETCHER_LISTINGS_LOST`]: `interrupted` (a fetcher died with a listing under way,
+/// found by the next leader), `unreadable` (a listing answer could not be read at all), `unqueued` (listed
+/// but Redis refused the page until the fetcher gave up; the ids are logged).
+pub const LISTING_LOSS_REASONS: [&str; 3] = ["interrupted", "unreadable", "unqueued"];
+/// `fate` values of [`LISTED_ITEMS_UNDECODABLE`].
+pub const UNDECODABLE_FATES: [&str; 2] = ["queued", "dropped"];
 /// 1 while this fetcher holds the leader lease.
 pub const FETCHER_LEADER: &str = "pw_fetcher_leader";
 /// 1 while this fetcher holds back because a stream's backlog reached its cap.
@@ -129,6 +143,8 @@ pub const ALL: &[&str] = &[
     API_REQUEST_DURATION,
     API_RETRIES,
     BROWSER_RESTARTS,
+    FETCHER_LISTINGS_LOST,
+    LISTED_ITEMS_UNDECODABLE,
     BROWSER_CONTEXTS,
     BROWSER_MEMORY,
     MAIL_WAIT,
@@ -244,6 +260,18 @@ pub(super) fn counters(r: &Registry) -> prometheus::Result<Counters> {
             &["endpoint"],
         )?,
         browser_restarts: counter(r, BROWSER_RESTARTS, "Browser restarts.", &["reason"])?,
+        listings_lost: counter(
+            r,
+            FETCHER_LISTINGS_LOST,
+            "Listings whose tasks are possibly handed out to us and will never run.",
+            &["reason"],
+        )?,
+        listed_undecodable: counter(
+            r,
+            LISTED_ITEMS_UNDECODABLE,
+            "Listed items that could not be decoded.",
+            &["fate"],
+        )?,
     })
 }
 

@@ -11,6 +11,7 @@
 //! | `<prefix>:outbox:<id>` | a finished registration's result, encrypted; deleted once the manager accepted it |
 //! | `<prefix>:tasks:dead` | dead-letter stream: entries that could not be processed, each with a reason |
 //! | `<prefix>:fetcher:leader` | the fetcher's leader lease |
+//! | `<prefix>:fetcher:listing` | hash, one field per fetcher token: a `GET /links` under way (start, limit, heartbeat), removed once its page is queued; a stale one is a listing lost with its fetcher |
 //!
 //! Main-site work is read before sub-site work. Finished entries are XACKed and XDELed together.
 
@@ -93,6 +94,11 @@ impl StreamKeys {
     pub fn leader(&self) -> String {
         format!("{}:fetcher:leader", self.prefix)
     }
+
+    /// The listings under way (a hash: fetcher token → start, limit and heartbeat of its `GET /links`).
+    pub fn listing(&self) -> String {
+        format!("{}:fetcher:listing", self.prefix)
+    }
 }
 
 /// Creates the consumer group [`GROUP`] on both task streams (and the streams themselves). The group starts
@@ -159,5 +165,6 @@ mod tests {
         assert_eq!(k.relisted(&id), "{pw}:relisted:t-1");
         assert_eq!(k.tried(&id), "{pw}:tried:t-1");
         assert_eq!(k.leader(), "{pw}:fetcher:leader");
+        assert_eq!(k.listing(), "{pw}:fetcher:listing");
     }
 }

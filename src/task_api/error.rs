@@ -6,6 +6,8 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_json::Value;
 
+use super::lenient::{self, SplitListing};
+
 /// Longest server message kept in an error (characters); the rest is cut.
 pub const MESSAGE_MAX_CHARS: usize = 200;
 
@@ -135,12 +137,25 @@ struct Envelope {
     message: Option<Value>,
 }
 
+/// A 2xx answer's `data`, as far as it could be read (see [`lenient`]).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct Answer {
+    /// The envelope's `data` (`Null` when absent, or when the listing had to be split).
+    pub(crate) data: Value,
+    /// Spots of damaged text replaced before parsing (invalid UTF-8, lone surrogates, …).
+    pub(crate) fixes: usize,
+    /// A listing whose JSON is broken, read item by item (only for a listing, only when it had to be).
+    pub(crate) split: Option<SplitListing>,
+}
+
 /// Turns one HTTP answer into the envelope's `data` (or `Null`) or the error it means (API.md, "Errors").
+/// Damaged text is repaired first; a `listing` whose JSON is still broken is read item by item.
 pub(crate) fn classify(
     status: u16,
     retry_after: Option<Duration>,
     body: &[u8],
-) -> Result<Value, ApiError> {
+    listing: bool,
+) -> Result<Answer, ApiError> {
     match status {
         401 | 403 => Err(ApiError::Unauthorized { status }),
         404 => Err(ApiError::NotFound),
@@ -154,7 +169,7 @@ pub(crate) fn classify(
             message: server_message(body),
             retried: false,
         }),
-        200..=299 => classify_success(status, body),
+        200..=299 => classify_success(status, body, listing),
         _ => Err(ApiError::transient(
             TransientReason::UnexpectedStatus,
             Some(status),
@@ -162,11 +177,27 @@ pub(crate) fn classify(
     }
 }
 
-fn classify_success(status: u16, body: &[u8]) -> Result<Value, ApiError> {
-    let envelope: Envelope = serde_json::from_slice(body)
-        .map_err(|_| ApiError::transient(TransientReason::BadBody, Some(status)))?;
+fn classify_success(status: u16, body: &[u8], listing: bool) -> Result<Answer, ApiError> {
+    let repaired = lenient::repair(body);
+    let bad_body = || ApiError::transient(TransientReason::BadBody, Some(status));
+    let envelope: Envelope = match serde_json::from_str(&repaired.text) {
+        Ok(envelope) => envelope,
+        Err(_) if listing => {
+            let split = lenient::split_listing(&repaired.text).ok_or_else(bad_body)?;
+            return Ok(Answer {
+                data: Value::Null,
+                fixes: repaired.fixes,
+                split: Some(split),
+            });
+        }
+        Err(_) => return Err(bad_body()),
+    };
     if envelope.success {
-        return Ok(envelope.data);
+        return Ok(Answer {
+            data: envelope.data,
+            fixes: repaired.fixes,
+            split: None,
+        });
     }
     let message = envelope.message.as_ref().map(text_of).unwrap_or_default();
     if message.to_ascii_lowercase().contains("not found") {
@@ -210,7 +241,7 @@ mod tests {
     use super::*;
 
     fn err(status: u16, body: &str) -> ApiError {
-        classify(status, None, body.as_bytes()).unwrap_err()
+        classify(status, None, body.as_bytes(), false).unwrap_err()
     }
 
     #[test]
@@ -242,7 +273,7 @@ mod tests {
             let e = err(s, "<html>");
             assert!(e.is_transient() && e.status() == Some(s), "{s}");
         }
-        let e = classify(429, Some(Duration::from_secs(3)), b"").unwrap_err();
+        let e = classify(429, Some(Duration::from_secs(3)), b"", false).unwrap_err();
         assert!(matches!(e, ApiError::RateLimited { retry_after: Some(d) } if d.as_secs() == 3));
         assert!(e.is_transient());
         assert!(!err(404, "").is_transient() && !err(401, "").is_transient());
@@ -250,10 +281,13 @@ mod tests {
 
     #[test]
     fn success_bodies_must_be_the_envelope() {
-        let data = classify(200, None, br#"{"success":true,"data":[1,2]}"#).unwrap();
-        assert_eq!(data, serde_json::json!([1, 2]));
+        let data = classify(200, None, br#"{"success":true,"data":[1,2]}"#, true).unwrap();
+        assert_eq!(data.data, serde_json::json!([1, 2]));
+        assert_eq!((data.fixes, data.split), (0, None));
         assert_eq!(
-            classify(200, None, br#"{"success":true}"#).unwrap(),
+            classify(200, None, br#"{"success":true}"#, false)
+                .unwrap()
+                .data,
             Value::Null
         );
         for garbage in [
@@ -275,6 +309,35 @@ mod tests {
                 "{garbage:?} gave {e:?}"
             );
         }
+    }
+
+    #[test]
+    fn damaged_text_is_repaired_and_a_broken_listing_is_split() {
+        let body = b"{\"success\":true,\"data\":{\"about\":\"\\ud83d \xFF\"}}";
+        let answer = classify(200, None, body, false).unwrap();
+        assert_eq!(answer.data["about"], "\u{FFFD} \u{FFFD}");
+        assert_eq!(answer.fixes, 2);
+        let broken = br#"{"success":true,"data":[{"id":"t1"},{"id":"t2" x}]}"#;
+        let answer = classify(200, None, broken, true).unwrap();
+        let split = answer.split.unwrap();
+        assert_eq!((split.items.len(), split.broken.len()), (1, 1));
+        // Only a listing is split; a broken task detail stays a bad body (retried).
+        let e = classify(200, None, broken, false).unwrap_err();
+        assert!(matches!(
+            e,
+            ApiError::Transient {
+                reason: TransientReason::BadBody,
+                ..
+            }
+        ));
+        let e = classify(200, None, b"<html>", true).unwrap_err();
+        assert!(matches!(
+            e,
+            ApiError::Transient {
+                reason: TransientReason::BadBody,
+                ..
+            }
+        ));
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! The API key and a registration's secrets are exposed here only, in the header and the `complete` body.
 
 mod error;
+mod lenient;
 mod retry;
 
 use std::fmt;
@@ -15,6 +16,7 @@ use reqwest::header::{HeaderMap, HeaderValue, RETRY_AFTER};
 use secrecy::ExposeSecret;
 use serde::Serialize;
 use serde_json::Value;
+use tokio_util::sync::CancellationToken;
 
 pub use error::{ApiError, MESSAGE_MAX_CHARS, TransientReason};
 pub use retry::{RetryPolicy, full_jitter, parse_retry_after};
@@ -24,6 +26,8 @@ use crate::config::ApiSettings;
 /// are used here, never the registry.
 pub use crate::metrics::labels::{Endpoint, StatusClass};
 use crate::task::{ListedTask, Registration, Task, TaskId, truncate_chars};
+use error::Answer;
+use lenient::BrokenItem;
 
 /// Most characters of `error_message` the manager accepts (API.md §5).
 pub const ERROR_MESSAGE_MAX_CHARS: usize = 1000;
@@ -44,23 +48,30 @@ pub struct ApiRequest {
     pub elapsed: Duration,
     /// 0 for the first attempt of a call, 1 for its first retry, …
     pub retry: u32,
+    /// A 2xx whose body could not be read at all. For a listing: its tasks are possibly handed out to us
+    /// and will never run (the client logs it at ERROR).
+    pub unreadable: bool,
 }
 
 /// Called once per HTTP request (retries included), e.g. to count requests by endpoint and status class.
 pub type Observer = Arc<dyn Fn(&ApiRequest) + Send + Sync>;
 
-/// One page of `GET /links`.
+/// One page of `GET /links`, read leniently: damaged text is replaced (U+FFFD), and an item that cannot be
+/// decoded costs that item only.
 #[derive(Debug, Clone, Default)]
 pub struct ListPage {
-    /// The tasks whose id is usable, in the server's order. A task whose other fields are malformed is kept
-    /// with what could be read (the executor's `get` then fails it with a clear message).
+    /// The tasks whose id is usable, in the server's order. A task whose other fields are malformed (or
+    /// whose JSON is broken) is kept with what could be read; the executor's `get` then runs it or fails it
+    /// with a clear message.
     pub tasks: Vec<ListedTask>,
-    /// Items with a usable id but other fields malformed (included in `tasks`).
+    /// Items with a usable id but other fields malformed or their JSON broken (included in `tasks`).
     pub malformed: usize,
-    /// Items dropped because they carry no usable id (they cannot be reported either).
+    /// Items dropped because they carry no usable id: handed out to us, but they cannot be queued or reported.
     pub skipped: usize,
     /// Items the server returned (`tasks.len() + skipped`).
     pub returned: usize,
+    /// Spots of damaged text (invalid UTF-8, lone surrogates, raw control characters) replaced in the page.
+    pub repaired: usize,
 }
 
 /// Client of the manager API. Cheap to clone; clones share the connection pool.
@@ -70,6 +81,7 @@ pub struct TaskApiClient {
     base: String,
     policy: RetryPolicy,
     observer: Option<Observer>,
+    cancel: CancellationToken,
 }
 
 impl fmt::Debug for TaskApiClient {
@@ -136,7 +148,14 @@ impl TaskApiClient {
                 cap: settings.backoff_max,
             },
             observer: None,
+            cancel: CancellationToken::new(),
         })
+    }
+
+    /// Cuts retry waits short when `cancel` fires: the call then returns its last error at once.
+    pub fn with_cancel(mut self, cancel: CancellationToken) -> Self {
+        self.cancel = cancel;
+        self
     }
 
     /// Reports every request to `observer` (for metrics).
@@ -151,18 +170,42 @@ impl TaskApiClient {
     }
 
     /// `GET /links?limit=N` (clamped to 1..=1000). Every task listed is handed to us (API.md §1).
+    /// Read leniently (see [`ListPage`]); an answer that cannot be read at all is logged at ERROR, since its
+    /// tasks are possibly handed out, and retried.
     ///
     /// # Errors
     /// Any [`ApiError`]; a `data` that is not an array is [`ApiError::Transient`] (`BadBody`).
     pub async fn list(&self, limit: u32) -> Result<ListPage, ApiError> {
         let limit = limit.clamp(1, LIST_LIMIT_MAX);
         let url = format!("{}/links?limit={limit}", self.base);
-        let data = self.call(Endpoint::List, Method::GET, url, None).await?;
-        match data {
-            Value::Array(items) => Ok(decode_page(items)),
-            Value::Null => Ok(ListPage::default()),
-            _ => Err(ApiError::transient(TransientReason::BadBody, Some(200))),
+        let answer = self.call(Endpoint::List, Method::GET, url, None).await?;
+        let mut page = match (answer.data, answer.split) {
+            (_, Some(split)) => {
+                tracing::warn!(
+                    readable = split.items.len(),
+                    broken = split.broken.len(),
+                    "the listing's JSON is broken; read item by item"
+                );
+                decode_page(split.items, &split.broken)
+            }
+            (Value::Array(items), None) => decode_page(items.into_iter().enumerate(), &[]),
+            (Value::Null, None) => ListPage::default(),
+            (_, None) => {
+                tracing::error!(
+                    limit,
+                    "the listing's data is not an array: the tasks it held are possibly handed out to us and will never run"
+                );
+                return Err(ApiError::transient(TransientReason::BadBody, Some(200)));
+            }
+        };
+        page.repaired = answer.fixes;
+        if answer.fixes > 0 {
+            tracing::warn!(
+                repaired = answer.fixes,
+                "the listing held badly encoded text (invalid UTF-8 or lone surrogates); replaced with U+FFFD"
+            );
         }
+        Ok(page)
     }
 
     /// `GET /links/{id}`: the full task with its credentials. Changes nothing on the server.
@@ -172,8 +215,11 @@ impl TaskApiClient {
     /// task; any other [`ApiError`].
     pub async fn get(&self, id: &TaskId) -> Result<Task, ApiError> {
         let url = format!("{}/links/{id}", self.base);
-        let data = self.call(Endpoint::Get, Method::GET, url, None).await?;
-        serde_path_to_error::deserialize(data).map_err(|e| ApiError::InvalidTask {
+        let answer = self.call(Endpoint::Get, Method::GET, url, None).await?;
+        if answer.fixes > 0 {
+            tracing::warn!(task_id = %id, repaired = answer.fixes, "the task held badly encoded text (invalid UTF-8 or lone surrogates); replaced with U+FFFD");
+        }
+        serde_path_to_error::deserialize(answer.data).map_err(|e| ApiError::InvalidTask {
             path: e.path().to_string(),
         })
     }
@@ -227,7 +273,7 @@ impl TaskApiClient {
         method: Method,
         url: String,
         body: Option<Value>,
-    ) -> Result<Value, ApiError> {
+    ) -> Result<Answer, ApiError> {
         let call = Call {
             endpoint,
             method,
@@ -245,12 +291,22 @@ impl TaskApiClient {
                 return Err(mark_retried(err, retry > 0));
             };
             tracing::debug!(endpoint = endpoint.as_str(), retry, error = %err, delay_ms = delay.as_millis() as u64, "manager API call failed; retrying");
-            tokio::time::sleep(delay).await;
+            let waited = self
+                .cancel
+                .run_until_cancelled(tokio::time::sleep(delay))
+                .await;
+            if waited.is_none() {
+                tracing::debug!(
+                    endpoint = endpoint.as_str(),
+                    "shutting down: retry not waited for"
+                );
+                return Err(mark_retried(err, retry > 0));
+            }
             retry += 1;
         }
     }
 
-    async fn attempt(&self, call: &Call, retry: u32) -> Result<Value, ApiError> {
+    async fn attempt(&self, call: &Call, retry: u32) -> Result<Answer, ApiError> {
         let endpoint = call.endpoint;
         let started = Instant::now();
         let mut req = self.http.request(call.method.clone(), &call.url);
@@ -273,7 +329,12 @@ impl TaskApiClient {
             Ok((status, retry_after, bytes)) => (
                 Some(status.as_u16()),
                 StatusClass::of(Some(status.as_u16())),
-                error::classify(status.as_u16(), retry_after, &bytes),
+                error::classify(
+                    status.as_u16(),
+                    retry_after,
+                    &bytes,
+                    endpoint == Endpoint::List,
+                ),
             ),
             Err(e) => (
                 None,
@@ -281,6 +342,20 @@ impl TaskApiClient {
                 Err(ApiError::from_transport(e)),
             ),
         };
+        let unreadable = class == StatusClass::Success
+            && matches!(
+                result,
+                Err(ApiError::Transient {
+                    reason: TransientReason::BadBody,
+                    ..
+                })
+            );
+        if unreadable && endpoint == Endpoint::List {
+            tracing::error!(
+                retry,
+                "a listing answer could not be read: the tasks it held are possibly handed out to us and will never run"
+            );
+        }
         if let Some(observe) = &self.observer {
             observe(&ApiRequest {
                 endpoint,
@@ -288,6 +363,7 @@ impl TaskApiClient {
                 class,
                 elapsed: started.elapsed(),
                 retry,
+                unreadable,
             });
         }
         result
@@ -339,33 +415,42 @@ fn mark_retried(err: ApiError, was_retried: bool) -> ApiError {
     }
 }
 
-/// Decodes a page item by item, so one bad task does not drop the others. Logs index, id and field path
-/// only: a serde message could echo the credentials the listing carries.
-fn decode_page(items: Vec<Value>) -> ListPage {
+/// Decodes a page item by item, so one bad task does not drop the others: `items` with their index in the
+/// page, and the `broken` ones whose JSON did not parse. Logs index, id and field path only: a serde message
+/// (or the text) could echo the credentials the listing carries.
+fn decode_page(items: impl IntoIterator<Item = (usize, Value)>, broken: &[BrokenItem]) -> ListPage {
+    let mut all: Vec<(usize, Result<Value, Option<&str>>)> =
+        items.into_iter().map(|(i, item)| (i, Ok(item))).collect();
+    all.extend(broken.iter().map(|b| (b.index, Err(b.id.as_deref()))));
+    all.sort_by_key(|(index, _)| *index);
     let mut page = ListPage {
-        returned: items.len(),
+        returned: all.len(),
         ..ListPage::default()
     };
-    for (index, item) in items.into_iter().enumerate() {
-        let id = item
-            .get("id")
-            .and_then(Value::as_str)
-            .and_then(|s| TaskId::parse(s).ok());
-        match serde_path_to_error::deserialize::<_, ListedTask>(&item) {
-            Ok(task) => page.tasks.push(task),
-            Err(e) => {
-                let path = e.path().to_string();
-                match id {
-                    Some(id) => {
-                        tracing::warn!(index, task_id = %id, field = %path, "listed task is malformed; queued for the executor to fail");
-                        page.malformed += 1;
-                        page.tasks.push(salvage(id, &item));
-                    }
-                    None => {
-                        tracing::error!(index, field = %path, "listed task has no usable id; it cannot be queued or reported");
-                        page.skipped += 1;
-                    }
+    for (index, item) in all {
+        let (id, path) = match &item {
+            Ok(value) => match serde_path_to_error::deserialize::<_, ListedTask>(value) {
+                Ok(task) => {
+                    page.tasks.push(task);
+                    continue;
                 }
+                Err(e) => (
+                    value.get("id").and_then(Value::as_str),
+                    e.path().to_string(),
+                ),
+            },
+            Err(guess) => (*guess, "(not JSON)".to_owned()),
+        };
+        match id.and_then(|s| TaskId::parse(s).ok()) {
+            Some(id) => {
+                tracing::warn!(index, task_id = %id, field = %path, "listed task is malformed; queued by id for the executor to read again or fail");
+                page.malformed += 1;
+                page.tasks
+                    .push(salvage(id, item.as_ref().unwrap_or(&Value::Null)));
+            }
+            None => {
+                tracing::error!(index, field = %path, "listed task has no usable id: possibly handed out to us, it cannot be queued or reported");
+                page.skipped += 1;
             }
         }
     }

@@ -49,7 +49,7 @@ fn page_decoding_keeps_good_items_and_salvages_usable_ids() {
         json!("not an object"),
         json!({"id": "t3", "domain": "podbean.com", "link_rss": "https://f/rss", "request_id": null}),
     ];
-    let page = decode_page(items);
+    let page = decode_page(items.into_iter().enumerate(), &[]);
     let ids: Vec<&str> = page.tasks.iter().map(|t| t.id.as_str()).collect();
     assert_eq!(ids, ["t1", "t2", "t3"]);
     assert_eq!((page.malformed, page.skipped, page.returned), (1, 3, 6));

@@ -4,6 +4,7 @@
 
 mod admin;
 mod binaries;
+mod broken_listing;
 mod browser_pool;
 mod compose;
 mod compose_stack;
@@ -18,6 +19,7 @@ mod helpers;
 mod image;
 mod kubernetes;
 mod layering;
+mod lost_listing;
 mod mailbox;
 mod metrics;
 mod monitoring;
