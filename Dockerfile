@@ -1,6 +1,6 @@
 # syntax=docker/dockerfile:1
-# One image for the binaries (fetcher, executor, simulator, and recipe-check to test a recipe file against
-# the image's Chromium): `command:` picks one.
+# One image for the binaries (fetcher, executor, simulator, pwctl, and recipe-check to test a recipe file
+# against the image's Chromium): `command:` picks one.
 # Build: docker build -t podcast-worker .   (docker compose builds it for you)
 
 FROM rust:1.95-bookworm AS build
@@ -13,7 +13,9 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
     cargo build --release --locked --workspace --bins \
     && mkdir -p /out \
-    && cp target/release/fetcher target/release/executor target/release/simulator target/release/recipe-check /out/
+    && cp target/release/fetcher target/release/executor target/release/simulator target/release/pwctl \
+       /out/ \
+    && cp target/release/recipe-check /out/
 
 FROM debian:bookworm-slim AS runtime
 # chromium: the executor's browser (launched as /usr/lib/chromium/chromium, not the /usr/bin wrapper);
