@@ -21,20 +21,7 @@ pub(super) async fn run(ctx: &Ctx, command: ConsumersCommand) -> Result<Out, Adm
 async fn ls(ctx: &Ctx) -> Result<Out, AdminError> {
     let consumers = consumer_rows(ctx).await?;
     let drains = ctx.control.drains().await?;
-    let rows: Vec<Vec<String>> = consumers
-        .iter()
-        .map(|c| {
-            vec![
-                c.name.clone(),
-                c.pending.get("main").copied().unwrap_or(0).to_string(),
-                c.pending.get("sub").copied().unwrap_or(0).to_string(),
-                human_ms(c.idle_ms),
-                drains
-                    .get(&c.name)
-                    .map_or(String::new(), |_| "drain requested".into()),
-            ]
-        })
-        .collect();
+    let rows: Vec<Vec<String>> = consumers.iter().map(|c| c.table_row(&drains)).collect();
     let json = json!({ "consumers": consumers.iter().map(|c| json!({
         "name": c.name, "pending": c.pending, "idle_ms": c.idle_ms,
         "drain_requested_at_ms": drains.get(&c.name),

@@ -74,6 +74,25 @@ async fn stream_row(ctx: &Ctx, site: Site) -> Result<StreamRow, AdminError> {
 }
 
 /// Every consumer of the group on both streams.
+impl ConsumerRow {
+    /// The row `status` and `consumers ls` print: name, pending per stream, idle, drain mark.
+    pub(crate) fn table_row(&self, drains: &BTreeMap<String, u64>) -> Vec<String> {
+        let pending = |site: &str| self.pending.get(site).copied().unwrap_or(0).to_string();
+        let drain = if drains.contains_key(&self.name) {
+            "drain requested"
+        } else {
+            ""
+        };
+        vec![
+            self.name.clone(),
+            pending("main"),
+            pending("sub"),
+            human_ms(self.idle_ms),
+            drain.into(),
+        ]
+    }
+}
+
 pub(crate) async fn consumer_rows(ctx: &Ctx) -> Result<Vec<ConsumerRow>, AdminError> {
     let mut by_name: BTreeMap<String, ConsumerRow> = BTreeMap::new();
     for site in Site::ALL {
@@ -209,22 +228,7 @@ pub(super) async fn status(ctx: &Ctx) -> Result<Out, AdminError> {
     text.push_str("Last listing: not recorded by this fetcher version\n");
     text.push_str(&format!("\nConsumers ({})\n", consumers.len()));
     if !consumers.is_empty() {
-        let rows: Vec<Vec<String>> = consumers
-            .iter()
-            .map(|c| {
-                vec![
-                    c.name.clone(),
-                    c.pending.get("main").copied().unwrap_or(0).to_string(),
-                    c.pending.get("sub").copied().unwrap_or(0).to_string(),
-                    human_ms(c.idle_ms),
-                    if drains.contains_key(&c.name) {
-                        "drain requested".into()
-                    } else {
-                        String::new()
-                    },
-                ]
-            })
-            .collect();
+        let rows: Vec<Vec<String>> = consumers.iter().map(|c| c.table_row(&drains)).collect();
         text.push_str(&table(&["name", "main", "sub", "idle", ""], &rows));
     }
     text.push_str(&format!("\nPaused domains ({})\n", paused.len()));
