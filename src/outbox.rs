@@ -326,9 +326,13 @@ impl Outbox {
     /// # Errors
     /// [`OutboxError::Unavailable`].
     pub async fn unlock(&self, task_id: &TaskId, owner: &str) -> Result<bool, OutboxError> {
-        crate::streams::unlock(&mut self.conn.clone(), &self.keys.outbox_lock(task_id), owner)
-            .await
-            .map_err(OutboxError::from)
+        crate::streams::unlock(
+            &mut self.conn.clone(),
+            &self.keys.outbox_lock(task_id),
+            owner,
+        )
+        .await
+        .map_err(OutboxError::from)
     }
 }
 

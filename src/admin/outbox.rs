@@ -278,8 +278,8 @@ async fn retry(ctx: &Ctx, ids: &[String], all: bool, force: bool) -> Result<Out,
                 )
             }
             Some(holder) => {
-                let freed = crate::streams::unlock(&mut ctx.conn(), &lock_key(ctx, &w.id), holder)
-                    .await?;
+                let freed =
+                    crate::streams::unlock(&mut ctx.conn(), &lock_key(ctx, &w.id), holder).await?;
                 if freed {
                     (
                         "queued",

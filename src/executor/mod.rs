@@ -242,8 +242,12 @@ impl Executor {
         // the reclaim pass prunes us a day later).
         match self.inner.consumer.retire().await {
             Ok(true) => tracing::info!("left the consumer group"),
-            Ok(false) => tracing::info!("entries still pending for us: staying in the group for their reclaim"),
-            Err(e) => tracing::warn!(error = %e, "cannot leave the consumer group; it is pruned later"),
+            Ok(false) => tracing::info!(
+                "entries still pending for us: staying in the group for their reclaim"
+            ),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot leave the consumer group; it is pruned later")
+            }
         }
         if !cancel.is_cancelled() {
             self.inner.gate.drained().await;

@@ -59,6 +59,7 @@ impl Inner {
             Ok(false) => {
                 // Someone is reporting it right now; the record stays until they settle it.
                 if let Err(e) = self.consumer.ack(claimed, None).await {
+                    self.consumer.abandon(claimed);
                     tracing::warn!(error = %e, "ack failed; the entry will be delivered again");
                 }
                 Outcome::Deferred
@@ -122,6 +123,9 @@ impl Inner {
             match self.consumer.ack(claimed, finished).await {
                 Ok(()) => released = settled,
                 Err(e) => {
+                    // Not renewed any more: settled below (`finish`), or delivered again after claim-idle
+                    // and resumed from the outbox.
+                    self.consumer.abandon(claimed);
                     tracing::warn!(error = %e, "ack failed; the entry will be delivered again and resume from the outbox");
                 }
             }

@@ -194,7 +194,10 @@ impl Metrics {
     /// Redis lost the task ledger (NOGROUP), noticed at `op` (one of [`DATA_LOSS_OPS`]; anything else folds
     /// into `claim`).
     pub fn redis_data_loss(&self, op: &str) {
-        let op = DATA_LOSS_OPS.into_iter().find(|o| *o == op).unwrap_or("claim");
+        let op = DATA_LOSS_OPS
+            .into_iter()
+            .find(|o| *o == op)
+            .unwrap_or("claim");
         self.counters.data_loss.with_label_values(&[op]).inc();
     }
 
@@ -203,7 +206,11 @@ impl Metrics {
         Site::ALL
             .iter()
             .map(|s| {
-                let v = self.gauges.stream_pending.with_label_values(&[s.as_str()]).get();
+                let v = self
+                    .gauges
+                    .stream_pending
+                    .with_label_values(&[s.as_str()])
+                    .get();
                 (s.as_str(), v)
             })
             .collect()

@@ -132,7 +132,9 @@ impl Consumer {
                 Err(e) if e.is_group_missing() => {
                     tracing::debug!(error = %e, "lease renewal: group missing; the claim loop recreates it")
                 }
-                Err(e) => tracing::warn!(error = %e, code = e.code().unwrap_or(""), "lease renewal failed; will retry"),
+                Err(e) => {
+                    tracing::warn!(error = %e, code = e.code().unwrap_or(""), "lease renewal failed; will retry")
+                }
             }
         }
     }

@@ -205,7 +205,11 @@ pub async fn ensure_groups<C: ConnectionLike>(
 ///
 /// # Errors
 /// [`StreamError`].
-pub async fn unlock<C: ConnectionLike>(conn: &mut C, key: &str, owner: &str) -> Result<bool, StreamError> {
+pub async fn unlock<C: ConnectionLike>(
+    conn: &mut C,
+    key: &str,
+    owner: &str,
+) -> Result<bool, StreamError> {
     let gone: i64 = scripts::UNLOCK
         .key(key)
         .arg(owner)

@@ -9,6 +9,9 @@ use super::handover::Marker;
 use super::{ENTRY_FIELD, GROUP, StreamError, StreamKeys, TaskKey, scripts};
 use crate::task::{Site, TaskId};
 
+/// The fields of a dead-letter entry, in order.
+pub(crate) type DeadFields = Vec<(&'static str, Vec<u8>)>;
+
 /// What one settle does. Build it with [`Settle::entry`] or [`Settle::task`], then add parts.
 #[derive(Debug, Clone)]
 pub(crate) struct Settle<'a> {
@@ -17,7 +20,7 @@ pub(crate) struct Settle<'a> {
     finished: Option<&'a TaskId>,
     run_lease_of: Option<&'a TaskId>,
     owner: &'a str,
-    dead_letter: Option<(usize, Vec<(&'static str, Vec<u8>)>)>,
+    dead_letter: Option<(usize, DeadFields)>,
 }
 
 /// How a finished task's id was let go.
@@ -77,7 +80,11 @@ impl<'a> Settle<'a> {
     }
 
     /// Also copies the entry to the dead-letter stream (capped at `maxlen`) with these fields.
-    pub(crate) fn dead_letter(mut self, maxlen: usize, fields: Vec<(&'static str, Vec<u8>)>) -> Self {
+    pub(crate) fn dead_letter(
+        mut self,
+        maxlen: usize,
+        fields: Vec<(&'static str, Vec<u8>)>,
+    ) -> Self {
         self.dead_letter = Some((maxlen, fields));
         self
     }

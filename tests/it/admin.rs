@@ -351,7 +351,11 @@ async fn pwctl_drain_stops_one_executor_after_its_tasks_and_prune_removes_its_co
     assert!(!names.contains(&"drainee"), "{names:?}");
     let mut conn = crate::helpers::redis_conn().await;
     let keys = StreamKeys::new(&prefix);
-    assert!(!redis::AsyncCommands::exists::<_, bool>(&mut conn, keys.heartbeat("drainee")).await.unwrap());
+    assert!(
+        !redis::AsyncCommands::exists::<_, bool>(&mut conn, keys.heartbeat("drainee"))
+            .await
+            .unwrap()
+    );
     // A consumer that vanished without leaving (SIGKILL) is pruned by hand.
     for site in [Site::Main, Site::Sub] {
         let _: () = redis::cmd("XGROUP")

@@ -145,11 +145,26 @@ async fn outbox_lock_is_released_only_by_its_owner() {
     let prefix = unique_prefix();
     let ob = outbox(&prefix, 7).await;
     let id = TaskId::parse("t1").unwrap();
-    assert!(ob.lock(&id, "slow", Duration::from_millis(50)).await.unwrap());
+    assert!(
+        ob.lock(&id, "slow", Duration::from_millis(50))
+            .await
+            .unwrap()
+    );
     tokio::time::sleep(Duration::from_millis(120)).await;
-    assert!(ob.lock(&id, "next", Duration::from_secs(30)).await.unwrap(), "the expired lock is free");
-    assert!(!ob.unlock(&id, "slow").await.unwrap(), "the slow holder's unlock is refused");
-    assert!(!ob.lock(&id, "third", Duration::from_secs(30)).await.unwrap(), "next still holds it");
+    assert!(
+        ob.lock(&id, "next", Duration::from_secs(30)).await.unwrap(),
+        "the expired lock is free"
+    );
+    assert!(
+        !ob.unlock(&id, "slow").await.unwrap(),
+        "the slow holder's unlock is refused"
+    );
+    assert!(
+        !ob.lock(&id, "third", Duration::from_secs(30))
+            .await
+            .unwrap(),
+        "next still holds it"
+    );
     assert!(ob.unlock(&id, "next").await.unwrap());
     cleanup(&prefix).await;
 }

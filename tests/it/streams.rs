@@ -136,7 +136,11 @@ async fn streams_reclaim_an_entry_idle_past_claim_idle_and_count_its_delivery() 
     enqueue(&prefix, &[entry("t1", "a.test", Site::Main)]).await;
     let mine = dead.claim(1).await.unwrap();
     assert_eq!(ids(&mine), ["t1"]);
-    let fence = dead.fence(&mine[0]).await.unwrap().expect("a free run lease");
+    let fence = dead
+        .fence(&mine[0])
+        .await
+        .unwrap()
+        .expect("a free run lease");
     let start = Instant::now();
     let got = eventually(
         Duration::from_secs(5),
@@ -154,7 +158,10 @@ async fn streams_reclaim_an_entry_idle_past_claim_idle_and_count_its_delivery() 
     assert_eq!(ids(&got), ["t1"]);
     assert!(got[0].reclaimed);
     assert_eq!(got[0].deliveries, 2);
-    assert!(live.fence(&got[0]).await.unwrap().is_some(), "the dead owner's lease expired");
+    assert!(
+        live.fence(&got[0]).await.unwrap().is_some(),
+        "the dead owner's lease expired"
+    );
     // The dead consumer's renewal must not steal it back: it learns that its run must stop.
     assert!(!fence.is_stolen());
     let lost = dead.renew_leases().await.unwrap();
@@ -186,10 +193,16 @@ async fn streams_reclaim_skips_an_entry_whose_run_lease_another_consumer_holds()
         let _: () = redis::AsyncCommands::pset_ex(&mut conn, &lease, "owner", 300)
             .await
             .unwrap();
-        assert!(other.claim(1).await.unwrap().is_empty(), "a fenced entry was reclaimed");
+        assert!(
+            other.claim(1).await.unwrap().is_empty(),
+            "a fenced entry was reclaimed"
+        );
     }
     assert!(!fence.is_stolen());
-    assert!(other.fence(&mine[0]).await.unwrap().is_none(), "the lease is the owner's");
+    assert!(
+        other.fence(&mine[0]).await.unwrap().is_none(),
+        "the lease is the owner's"
+    );
     cleanup(&prefix).await;
 }
 
@@ -208,11 +221,17 @@ async fn streams_reclaim_waits_a_full_claim_idle_for_a_missing_heartbeat() {
     tokio::time::sleep(Duration::from_millis(900)).await;
     let other = Consumer::connect(&settings, "other").await.unwrap();
     let seen = Instant::now();
-    assert!(other.claim(1).await.unwrap().is_empty(), "reclaimed at first sight of a missing heartbeat");
+    assert!(
+        other.claim(1).await.unwrap().is_empty(),
+        "reclaimed at first sight of a missing heartbeat"
+    );
     // The owner comes back within claim-idle: its renewal keeps the entry.
     owner.renew_leases().await.unwrap();
     while seen.elapsed() < Duration::from_millis(1600) {
-        assert!(other.claim(1).await.unwrap().is_empty(), "a live owner's entry was reclaimed");
+        assert!(
+            other.claim(1).await.unwrap().is_empty(),
+            "a live owner's entry was reclaimed"
+        );
         owner.renew_leases().await.unwrap();
     }
     cleanup(&prefix).await;
@@ -346,5 +365,58 @@ async fn streams_ensure_groups_is_idempotent_and_keeps_earlier_entries() {
         .await
         .unwrap();
     assert_eq!(ids(&c.claim(5).await.unwrap()), ["early"]);
+    cleanup(&prefix).await;
+}
+
+/// The false `lease lost` race: an entry acked while a renewal is under way is not reported lost (the
+/// renewal's list of held entries is older than the ack). Nothing here is ever taken by another consumer,
+/// so any loss reported is false.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streams_renewal_racing_acks_reports_no_false_loss() {
+    let prefix = unique_prefix();
+    let mut settings = stream_settings(&prefix);
+    settings.lease_renew = Duration::from_millis(1);
+    let c = Arc::new(Consumer::connect(&settings, "racer").await.unwrap());
+    let entries: Vec<_> = (0..300)
+        .map(|i| entry(&format!("r{i}"), "a.test", Site::Main))
+        .collect();
+    enqueue(&prefix, &entries).await;
+    let stop = CancellationToken::new();
+    let renewer = tokio::spawn({
+        let (c, stop) = (c.clone(), stop.clone());
+        async move {
+            let mut lost = Vec::new();
+            let mut rounds = 0;
+            while !stop.is_cancelled() {
+                lost.extend(c.renew_leases().await.unwrap());
+                rounds += 1;
+            }
+            (lost, rounds)
+        }
+    });
+    let mut acked = 0;
+    while acked < entries.len() {
+        for claimed in c.claim(10).await.unwrap() {
+            assert!(c.fence(&claimed).await.unwrap().is_some());
+            c.ack(&claimed, claimed.task_id()).await.unwrap();
+            acked += 1;
+        }
+    }
+    stop.cancel();
+    let (lost, rounds) = renewer.await.unwrap();
+    assert!(rounds > 10, "the renewal raced the acks ({rounds} rounds)");
+    assert!(lost.is_empty(), "false losses: {lost:?}");
+    let mut conn = crate::helpers::redis_conn().await;
+    let keys = podcast_worker::streams::StreamKeys::new(&prefix);
+    for e in &entries {
+        let lease: bool = redis::AsyncCommands::exists(&mut conn, keys.run(&e.id))
+            .await
+            .unwrap();
+        assert!(
+            !lease,
+            "a settled task's run lease was taken again: {}",
+            e.id
+        );
+    }
     cleanup(&prefix).await;
 }

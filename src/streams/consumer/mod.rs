@@ -20,7 +20,7 @@ use redis::aio::ConnectionManager;
 use redis::streams::{StreamId, StreamReadOptions, StreamReadReply};
 use tokio_util::sync::CancellationToken;
 
-use super::settle::{Released, Settle};
+use super::settle::{DeadFields, Released, Settle};
 use super::{ENTRY_FIELD, GROUP, StreamError, StreamKeys, TaskKey, connect, scripts};
 use crate::config::StreamSettings;
 use crate::task::{QueueEntry, Site, TaskId};
@@ -310,7 +310,10 @@ impl Consumer {
 
     async fn reclaim_inner(&self, max: usize) -> Result<Vec<Claimed>, StreamError> {
         let mut state = self.reclaim.lock().await;
-        let up_since = self.reach.lock().map_or_else(|_| Instant::now(), |r| r.up_since);
+        let up_since = self
+            .reach
+            .lock()
+            .map_or_else(|_| Instant::now(), |r| r.up_since);
         let mut out = Vec::new();
         let mut pass_done = true;
         for (i, site) in Site::ALL.into_iter().enumerate() {
@@ -359,8 +362,10 @@ impl Consumer {
                 .invoke_async(&mut self.conn.clone())
                 .await
                 .map_err(StreamError::redis("reclaim"))?;
-            let deliveries: HashMap<&str, u64> =
-                candidates.iter().map(|c| (c.id.as_str(), c.deliveries)).collect();
+            let deliveries: HashMap<&str, u64> = candidates
+                .iter()
+                .map(|c| (c.id.as_str(), c.deliveries))
+                .collect();
             for id in claimed.ids {
                 let n = deliveries.get(id.id.as_str()).map_or(1, |d| d + 1);
                 out.push(Claimed::from_stream_id(site, id, n, true));
@@ -469,7 +474,7 @@ impl Consumer {
         &self,
         claimed: &Claimed,
         finished: Option<&TaskId>,
-        dead: Option<Vec<(&'static str, Vec<u8>)>>,
+        dead: Option<DeadFields>,
     ) -> Result<Released, StreamError> {
         let mut settle = Settle::entry(claimed.site, &claimed.entry_id, &self.name)
             .run_lease(claimed.task_id())
@@ -515,7 +520,13 @@ impl Consumer {
     /// # Errors
     /// [`StreamError`].
     pub async fn retire(&self) -> Result<bool, StreamError> {
-        retire(&mut self.conn.clone(), &self.keys, &self.name, Duration::ZERO).await
+        retire(
+            &mut self.conn.clone(),
+            &self.keys,
+            &self.name,
+            Duration::ZERO,
+        )
+        .await
     }
 
     /// Removes consumers gone for a day (idle in the group for [`PRUNE_AFTER`], no heartbeat) with nothing
@@ -545,7 +556,9 @@ impl Consumer {
                     continue;
                 }
                 match retire(&mut self.conn.clone(), &self.keys, &c.name, PRUNE_AFTER).await {
-                    Ok(true) => tracing::info!(consumer = %c.name, "pruned a consumer gone for a day"),
+                    Ok(true) => {
+                        tracing::info!(consumer = %c.name, "pruned a consumer gone for a day")
+                    }
                     Ok(false) => {}
                     Err(e) => tracing::debug!(error = %e, "consumer prune failed; retried later"),
                 }

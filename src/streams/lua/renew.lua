@@ -1,6 +1,6 @@
 -- One renewal by a live executor (ledger): its heartbeat, the idle time of the entries it holds (an
 -- entry another consumer took meanwhile is not stolen back) and the run leases of the tasks it runs (a
--- lease that vanished, e.g. with an outage longer than its TTL, is taken back).
+-- lease that vanished, e.g. with an outage longer than its TTL, is taken back while the entry is ours).
 -- KEYS[1] main stream  KEYS[2] sub stream  KEYS[3] our heartbeat
 -- ARGV[1] group  ARGV[2] our consumer name  ARGV[3] TTL ms (heartbeat and run leases)  ARGV[4] now, ms
 -- ARGV[5] the run lease key prefix  ARGV[6..] triples: stream (1 main, 2 sub), entry id, task id ('' for
@@ -22,7 +22,9 @@ for i = 6, #ARGV, 3 do
       redis.call('PEXPIRE', lease, ARGV[3])
     elseif holder then
       stolen[#stolen + 1] = id
-    else
+    elseif #mine > 0 then
+      -- Vanished (an outage longer than its TTL) while the entry is still ours: taken back. An entry
+      -- acked meanwhile is not pending any more, and its settled task gets no lease again.
       redis.call('SET', lease, ARGV[2], 'PX', ARGV[3])
     end
   end
