@@ -1,7 +1,7 @@
 //! The task ledger: Redis Streams as our task queue and every other piece of a task's life in Redis, in
 //! this module and nowhere else. The fetcher ([`producer`]), the executor ([`consumer`], [`fence`]) and
 //! the outbox call it; none of them builds a key or a script. Each Lua script is its own file in `lua/`
-//! ([`scripts`]). The key table (all under one configurable prefix, which should hold a `{hash tag}` so the
+//! (`scripts.rs`). The key table (all under one configurable prefix, which should hold a `{hash tag}` so the
 //! scripts stay on one slot):
 //!
 //! | key | holds | written by | removed by |
