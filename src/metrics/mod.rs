@@ -336,12 +336,12 @@ impl Metrics {
         self.gauges.backpressure.set(i64::from(paused));
     }
 
-    /// The browser was restarted.
-    pub fn browser_restarted(&self, reason: RestartReason) {
+    /// `count` browser restarts for `reason` (the pool's counters since the last sample).
+    pub fn browser_restarts(&self, reason: RestartReason, count: u64) {
         self.counters
             .browser_restarts
             .with_label_values(&[reason.as_str()])
-            .inc();
+            .inc_by(count);
     }
 
     /// Browser contexts open now and the browser's memory (PSS of its process tree, bytes).

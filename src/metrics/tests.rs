@@ -178,9 +178,10 @@ async fn endpoints_answer_over_http() {
 #[test]
 fn browser_restarts_count_by_reason_and_gauges_follow_the_pool() {
     let m = metrics();
-    m.browser_restarted(RestartReason::Recycle);
-    m.browser_restarted(RestartReason::Recycle);
-    m.browser_restarted(RestartReason::Crash);
+    m.browser_restarts(RestartReason::Recycle, 1);
+    m.browser_restarts(RestartReason::Recycle, 1);
+    m.browser_restarts(RestartReason::Crash, 1);
+    m.browser_restarts(RestartReason::Memory, 0);
     m.set_browser(3, 400_000_000);
     m.set_browser(1, 400_000_000);
     let text = m.render();
