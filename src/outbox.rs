@@ -7,12 +7,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use chacha20poly1305::aead::{Aead, Payload};
 use chacha20poly1305::{ChaCha20Poly1305, KeyInit, Nonce};
 use redis::AsyncCommands;
-use redis::aio::ConnectionManager;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
 use crate::config::OutboxKey;
-use crate::streams::{GROUP, StreamKeys, handover};
+use crate::streams::{GROUP, RedisConn, StreamKeys, handover};
 use crate::task::{Registration, Site, TaskId};
 
 const NONCE_LEN: usize = 12;
@@ -93,7 +92,7 @@ struct Stored {
 /// The encrypted outbox. Cheap to clone.
 #[derive(Clone)]
 pub struct Outbox {
-    conn: ConnectionManager,
+    conn: RedisConn,
     keys: StreamKeys,
     cipher: ChaCha20Poly1305,
 }
@@ -115,7 +114,7 @@ pub fn now_ms() -> u64 {
 
 impl Outbox {
     /// An outbox under `keys` on `conn`, encrypting with `key`.
-    pub fn new(conn: ConnectionManager, keys: StreamKeys, key: &OutboxKey) -> Self {
+    pub fn new(conn: RedisConn, keys: StreamKeys, key: &OutboxKey) -> Self {
         Self {
             conn,
             keys,

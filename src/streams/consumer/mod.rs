@@ -6,11 +6,10 @@ use std::collections::HashSet;
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use redis::aio::ConnectionManager;
 use redis::streams::{StreamAutoClaimReply, StreamId, StreamReadOptions, StreamReadReply};
 use redis::{Script, Value};
 
-use super::{ENTRY_FIELD, GROUP, StreamError, StreamKeys, connect, handover};
+use super::{ENTRY_FIELD, GROUP, RedisConn, StreamError, StreamKeys, connect, handover};
 use crate::config::StreamSettings;
 use crate::task::{QueueEntry, Site, TaskId};
 
@@ -87,8 +86,8 @@ pub struct Consumer {
     keys: StreamKeys,
     settings: StreamSettings,
     name: String,
-    conn: ConnectionManager,
-    blocking: tokio::sync::Mutex<ConnectionManager>,
+    conn: RedisConn,
+    blocking: tokio::sync::Mutex<RedisConn>,
     reclaim: tokio::sync::Mutex<ReclaimState>,
     held: Mutex<HashSet<(Site, String)>>,
     renew: Script,
@@ -139,7 +138,7 @@ impl Consumer {
     }
 
     /// A shared (non-blocking) connection, for the outbox and other short commands.
-    pub fn connection(&self) -> ConnectionManager {
+    pub fn connection(&self) -> RedisConn {
         self.conn.clone()
     }
 
