@@ -7,13 +7,12 @@ use std::time::Duration;
 use chacha20poly1305::aead::{Aead, Payload};
 use chacha20poly1305::{ChaCha20Poly1305, KeyInit, Nonce};
 use redis::AsyncCommands;
-use redis::aio::ConnectionManager;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
 use crate::config::OutboxKey;
 use crate::streams::settle::Settle;
-use crate::streams::{StreamError, StreamKeys, handover};
+use crate::streams::{RedisConn, StreamError, StreamKeys, handover};
 use crate::task::{Registration, Site, TaskId};
 
 const NONCE_LEN: usize = 12;
@@ -108,7 +107,7 @@ struct Stored {
 /// The encrypted outbox. Cheap to clone.
 #[derive(Clone)]
 pub struct Outbox {
-    conn: ConnectionManager,
+    conn: RedisConn,
     keys: StreamKeys,
     cipher: ChaCha20Poly1305,
 }
@@ -125,7 +124,7 @@ pub use crate::task::now_ms;
 
 impl Outbox {
     /// An outbox under `keys` on `conn`, encrypting with `key`.
-    pub fn new(conn: ConnectionManager, keys: StreamKeys, key: &OutboxKey) -> Self {
+    pub fn new(conn: RedisConn, keys: StreamKeys, key: &OutboxKey) -> Self {
         Self {
             conn,
             keys,

@@ -13,6 +13,8 @@ use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
 use totp_rs::{Algorithm, Builder, Secret};
 
+use crate::streams::{RedisConn, RedisTarget};
+
 /// Length of one TOTP window, in seconds.
 pub const STEP_SECS: u64 = 30;
 /// Digits of a code.
@@ -57,9 +59,9 @@ const LEDGER_TRIES: u64 = 6;
 /// secret's key bytes, never the secret. Connects on first use.
 #[derive(Clone)]
 pub struct TotpLedger {
-    client: redis::Client,
+    target: RedisTarget,
     prefix: String,
-    conn: Arc<tokio::sync::OnceCell<redis::aio::ConnectionManager>>,
+    conn: Arc<tokio::sync::OnceCell<RedisConn>>,
 }
 
 impl std::fmt::Debug for TotpLedger {
@@ -76,10 +78,9 @@ impl TotpLedger {
     /// # Errors
     /// [`TotpError::Ledger`] when the URL is unusable (the message does not repeat the URL).
     pub fn new(url: &SecretString, prefix: &str) -> Result<Self, TotpError> {
-        let client = redis::Client::open(url.expose_secret())
-            .map_err(|e| TotpError::Ledger(format!("bad Redis URL ({:?})", e.kind())))?;
+        let target = RedisTarget::parse(url).map_err(|e| TotpError::Ledger(e.to_string()))?;
         Ok(Self {
-            client,
+            target,
             prefix: prefix.to_owned(),
             conn: Arc::default(),
         })
@@ -103,15 +104,9 @@ impl TotpLedger {
         let fail = |e: redis::RedisError| TotpError::Ledger(format!("{:?}", e.kind()));
         let conn = self
             .conn
-            .get_or_try_init(|| async {
-                let config = redis::aio::ConnectionManagerConfig::new()
-                    .set_response_timeout(Some(Duration::from_secs(5)))
-                    .set_connection_timeout(Some(Duration::from_secs(5)))
-                    .set_number_of_retries(2);
-                redis::aio::ConnectionManager::new_with_config(self.client.clone(), config).await
-            })
+            .get_or_try_init(|| self.target.connect(Duration::from_secs(5)))
             .await
-            .map_err(fail)?;
+            .map_err(|e| TotpError::Ledger(e.to_string()))?;
         let set: Option<String> = redis::cmd("SET")
             .arg(self.key(key, step))
             .arg(1)

@@ -14,11 +14,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use redis::aio::ConnectionManager;
 
 use crate::config::{AdminConfig, ConfigError, Source};
 use crate::control::Control;
-use crate::streams::{StreamError, StreamKeys};
+use crate::streams::{RedisConn, StreamError, StreamKeys};
 
 pub use output::Out;
 
@@ -204,7 +203,7 @@ impl AdminError {
 /// What every subcommand works with.
 pub(crate) struct Ctx {
     pub(crate) config: AdminConfig,
-    pub(crate) conn: ConnectionManager,
+    pub(crate) conn: RedisConn,
     pub(crate) keys: StreamKeys,
     pub(crate) control: Control,
 }
@@ -227,7 +226,7 @@ impl Ctx {
         })
     }
 
-    pub(crate) fn conn(&self) -> ConnectionManager {
+    pub(crate) fn conn(&self) -> RedisConn {
         self.conn.clone()
     }
 }

@@ -23,12 +23,11 @@ mod gate;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, Script};
 use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::config::{ControlSettings, StreamSettings};
-use crate::streams::{StreamError, connect};
+use crate::streams::{RedisConn, StreamError, connect};
 use crate::task::normalise_domain;
 
 pub use breaker::{Verdict, verdict};
@@ -228,7 +227,7 @@ pub fn parse_domain(raw: &str) -> Result<String, String> {
 /// The fleet's control state in Redis. Cheap to clone.
 #[derive(Clone)]
 pub struct Control {
-    conn: ConnectionManager,
+    conn: RedisConn,
     keys: ControlKeys,
     scripts: std::sync::Arc<Scripts>,
 }
@@ -281,7 +280,7 @@ pub struct Resumed {
 
 impl Control {
     /// A control handle on an existing connection.
-    pub fn new(conn: ConnectionManager, prefix: &str) -> Self {
+    pub fn new(conn: RedisConn, prefix: &str) -> Self {
         Self {
             conn,
             keys: ControlKeys::new(prefix),
@@ -308,7 +307,7 @@ impl Control {
         &self.keys
     }
 
-    fn conn(&self) -> ConnectionManager {
+    fn conn(&self) -> RedisConn {
         self.conn.clone()
     }
 

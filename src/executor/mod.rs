@@ -5,6 +5,7 @@
 //! [`Driver`]: crate::driver::Driver
 
 mod failure;
+mod recipe_metrics;
 mod report;
 mod service;
 mod synthetic;
@@ -30,6 +31,7 @@ use crate::streams::consumer::{Claimed, Consumer};
 use crate::task_api::{ApiError, ApiRequest, TaskApiClient};
 
 pub use failure::{Failure, ReportFate, driver_error_class, error_class};
+pub use recipe_metrics::{PoolSampler, observe_mail, run_pool_sampler};
 pub use service::{ServiceError, run_service};
 pub use synthetic::{SyntheticDriver, drivers_from_config};
 pub use validate::{validate_registration, validate_task};

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use redis::aio::ConnectionManager;
+use crate::streams::RedisConn;
 
 /// `KEYS[1]` lease key; `ARGV[1]` our token, `ARGV[2]` TTL in ms. 1 when we hold the lease afterwards.
 const ACQUIRE_OR_RENEW_LUA: &str = r"
@@ -32,7 +32,7 @@ return 0
 /// One fetcher's claim on leadership.
 #[derive(Clone)]
 pub struct LeaderLease {
-    conn: ConnectionManager,
+    conn: RedisConn,
     key: String,
     token: String,
     ttl: Duration,
@@ -52,7 +52,7 @@ impl std::fmt::Debug for LeaderLease {
 
 impl LeaderLease {
     /// A lease on `key` for the holder `token` (unique per process, e.g. `<host>-<pid>-<random>`).
-    pub fn new(conn: ConnectionManager, key: String, token: String, ttl: Duration) -> Self {
+    pub fn new(conn: RedisConn, key: String, token: String, ttl: Duration) -> Self {
         Self {
             conn,
             key,

@@ -8,8 +8,9 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use redis::AsyncCommands;
-use redis::aio::ConnectionManager;
 use serde::{Deserialize, Serialize};
+
+use crate::streams::RedisConn;
 
 /// `KEYS[1]` the hash; `ARGV[1]` a field, `ARGV[2]` the value it was read with. Deletes it only if unchanged.
 const REMOVE_IF_UNCHANGED_LUA: &str = r"
@@ -47,7 +48,7 @@ pub struct LostListing {
 /// This fetcher's view of the listings under way.
 #[derive(Clone)]
 pub struct ListingRecord {
-    conn: ConnectionManager,
+    conn: RedisConn,
     key: String,
     token: String,
     stale_after: Duration,
@@ -75,7 +76,7 @@ fn now_ms() -> u64 {
 impl ListingRecord {
     /// Records of `token` in the hash `key`; another fetcher's record counts as lost once its heartbeat is
     /// older than `stale_after`.
-    pub fn new(conn: ConnectionManager, key: String, token: String, stale_after: Duration) -> Self {
+    pub fn new(conn: RedisConn, key: String, token: String, stale_after: Duration) -> Self {
         Self {
             conn,
             key,

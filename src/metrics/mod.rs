@@ -1,8 +1,9 @@
 //! Every metric of the fetcher and executor: names (an API, see `docs/metrics.md`), handles on one
 //! per-process [`Registry`], the `/metrics` + health server ([`serve`]) and the Redis stream sampler
 //! ([`run_sampler`]). Imports only the ground floor, `task` (for [`Site`] and the one domain normaliser);
-//! owns the label enums in [`labels`], which the adapters use as their own types. Labels are bounded and
-//! every combination exists (at 0) from construction on.
+//! owns the label enums in [`labels`], which the adapters use as their own types. Each role exports only
+//! the families it sets ([`exported_by`]); labels are bounded and every combination exists (at 0) from
+//! construction on.
 
 mod control;
 mod health;
@@ -31,7 +32,8 @@ use names::{Counters, Gauges, Histograms};
 /// What a process tells [`Metrics::new`] about itself.
 #[derive(Debug, Clone)]
 pub struct MetricsOptions {
-    /// `fetcher` or `executor` (the `role` label of `pw_build_info`).
+    /// `fetcher` or `executor` (the `role` label of `pw_build_info`). A process exports only the families its
+    /// role sets ([`exported_by`]); any other value (a test's) exports every family.
     pub role: &'static str,
     /// The crate version (`env!("CARGO_PKG_VERSION")`).
     pub version: &'static str,
@@ -55,21 +57,30 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    /// Registers every metric (and the process collector on Linux) on a fresh registry and sets every
-    /// label combination to 0.
+    /// Registers every metric the role exports (and the process collector on Linux) on a fresh registry and
+    /// sets every label combination to 0.
     ///
     /// # Errors
     /// Only on a programming error in the metric definitions (a duplicate or invalid name).
     pub fn new(opts: MetricsOptions) -> Result<Self, prometheus::Error> {
         let registry = Registry::new();
+        let role_registry = names::RoleRegistry {
+            registry: &registry,
+            role: opts.role,
+        };
         let mut domains: Vec<String> = opts.domains.iter().map(|d| normalise_domain(d)).collect();
         domains.retain(|d| !d.is_empty() && d != OTHER_DOMAIN);
         domains.sort();
         domains.dedup();
+        let (counters, histograms, gauges) = (
+            names::counters(&role_registry)?,
+            names::histograms(&role_registry)?,
+            names::gauges(&role_registry)?,
+        );
         let metrics = Self {
-            counters: names::counters(&registry)?,
-            histograms: names::histograms(&registry)?,
-            gauges: names::gauges(&registry)?,
+            counters,
+            histograms,
+            gauges,
             health: Health::new(opts.stall_after),
             domains,
             registry,
@@ -374,12 +385,12 @@ impl Metrics {
         self.gauges.backpressure.set(i64::from(paused));
     }
 
-    /// The browser was restarted.
-    pub fn browser_restarted(&self, reason: RestartReason) {
+    /// `count` browser restarts for `reason` (the pool's counters since the last sample).
+    pub fn browser_restarts(&self, reason: RestartReason, count: u64) {
         self.counters
             .browser_restarts
             .with_label_values(&[reason.as_str()])
-            .inc();
+            .inc_by(count);
     }
 
     /// Browser contexts open now and the browser's memory (PSS of its process tree, bytes).

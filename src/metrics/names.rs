@@ -163,6 +163,65 @@ pub const ALL: &[&str] = &[
     BUILD_INFO,
 ];
 
+/// Families only a fetcher sets: an executor does not export them.
+pub const FETCHER_ONLY: &[&str] = &[
+    TASKS_FETCHED,
+    TASKS_ENQUEUED,
+    TASKS_DEDUPLICATED,
+    FETCHER_LISTINGS_LOST,
+    LISTED_ITEMS_UNDECODABLE,
+    FETCHER_LEADER,
+    FETCHER_BACKPRESSURE,
+];
+
+/// Families only an executor sets: a fetcher does not export them. (The control families,
+/// [`super::ControlMetrics`], are registered by executors alone, too.)
+pub const EXECUTOR_ONLY: &[&str] = &[
+    TASKS_FINISHED,
+    TASK_FAILURES,
+    TASK_RETRIES,
+    TASK_DURATION,
+    TASK_STAGE_DURATION,
+    FETCH_TO_START,
+    TASKS_IN_FLIGHT,
+    SLOTS_FREE,
+    BROWSER_RESTARTS,
+    BROWSER_CONTEXTS,
+    BROWSER_MEMORY,
+    MAIL_WAIT,
+];
+
+/// Whether a process of `role` exports `family`: a `fetcher` everything but [`EXECUTOR_ONLY`], an
+/// `executor` everything but [`FETCHER_ONLY`]; any other role (a test's) every family. A family a role never
+/// sets would show a constant 0 that `max()` or `min()` over the fleet mistakes for a value.
+pub fn exported_by(role: &str, family: &str) -> bool {
+    match role {
+        "fetcher" => !EXECUTOR_ONLY.contains(&family),
+        "executor" => !FETCHER_ONLY.contains(&family),
+        _ => true,
+    }
+}
+
+/// The registry of one process, registering only the families its role exports. The handles of the others
+/// still record (nothing reads them), so recording code needs no role checks.
+pub(super) struct RoleRegistry<'a> {
+    pub(super) registry: &'a Registry,
+    pub(super) role: &'a str,
+}
+
+impl RoleRegistry<'_> {
+    fn register(
+        &self,
+        name: &str,
+        collector: Box<dyn prometheus::core::Collector>,
+    ) -> prometheus::Result<()> {
+        if exported_by(self.role, name) {
+            self.registry.register(collector)?;
+        }
+        Ok(())
+    }
+}
+
 const TASK_BUCKETS: &[f64] = &[
     1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0,
 ];
@@ -182,46 +241,46 @@ pub(super) fn stream_label(value: &str) -> &'static str {
 }
 
 fn counter(
-    r: &Registry,
+    r: &RoleRegistry<'_>,
     name: &str,
     help: &str,
     labels: &[&str],
 ) -> prometheus::Result<IntCounterVec> {
     let c = IntCounterVec::new(Opts::new(name, help), labels)?;
-    r.register(Box::new(c.clone()))?;
+    r.register(name, Box::new(c.clone()))?;
     Ok(c)
 }
 
 fn histogram(
-    r: &Registry,
+    r: &RoleRegistry<'_>,
     (name, help): (&str, &str),
     labels: &[&str],
     buckets: &[f64],
 ) -> prometheus::Result<HistogramVec> {
     let opts = HistogramOpts::new(name, help).buckets(buckets.to_vec());
     let h = HistogramVec::new(opts, labels)?;
-    r.register(Box::new(h.clone()))?;
+    r.register(name, Box::new(h.clone()))?;
     Ok(h)
 }
 
-fn gauge(r: &Registry, name: &str, help: &str) -> prometheus::Result<IntGauge> {
+fn gauge(r: &RoleRegistry<'_>, name: &str, help: &str) -> prometheus::Result<IntGauge> {
     let g = IntGauge::new(name, help)?;
-    r.register(Box::new(g.clone()))?;
+    r.register(name, Box::new(g.clone()))?;
     Ok(g)
 }
 
 fn gauge_vec(
-    r: &Registry,
+    r: &RoleRegistry<'_>,
     name: &str,
     help: &str,
     labels: &[&str],
 ) -> prometheus::Result<IntGaugeVec> {
     let g = IntGaugeVec::new(Opts::new(name, help), labels)?;
-    r.register(Box::new(g.clone()))?;
+    r.register(name, Box::new(g.clone()))?;
     Ok(g)
 }
 
-pub(super) fn counters(r: &Registry) -> prometheus::Result<Counters> {
+pub(super) fn counters(r: &RoleRegistry<'_>) -> prometheus::Result<Counters> {
     Ok(Counters {
         fetched: counter(r, TASKS_FETCHED, "Tasks listed by GET /links.", &["site"])?,
         enqueued: counter(
@@ -288,7 +347,7 @@ pub(super) fn counters(r: &Registry) -> prometheus::Result<Counters> {
     })
 }
 
-pub(super) fn histograms(r: &Registry) -> prometheus::Result<Histograms> {
+pub(super) fn histograms(r: &RoleRegistry<'_>) -> prometheus::Result<Histograms> {
     Ok(Histograms {
         task: histogram(
             r,
@@ -326,7 +385,7 @@ pub(super) fn histograms(r: &Registry) -> prometheus::Result<Histograms> {
     })
 }
 
-pub(super) fn gauges(r: &Registry) -> prometheus::Result<Gauges> {
+pub(super) fn gauges(r: &RoleRegistry<'_>) -> prometheus::Result<Gauges> {
     Ok(Gauges {
         in_flight: gauge(r, TASKS_IN_FLIGHT, "Tasks running in this executor.")?,
         free_slots: gauge(r, SLOTS_FREE, "Free browser slots in this executor.")?,

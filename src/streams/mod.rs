@@ -29,12 +29,12 @@
 
 use std::time::Duration;
 
-use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
-use secrecy::ExposeSecret;
+use redis::aio::ConnectionLike;
 
 use crate::config::StreamSettings;
 use crate::task::{Site, TaskId};
 
+mod conn;
 pub mod consumer;
 mod error;
 pub mod fence;
@@ -43,6 +43,7 @@ pub mod producer;
 pub(crate) mod scripts;
 pub(crate) mod settle;
 
+pub use conn::{RedisConn, RedisTarget};
 pub use error::StreamError;
 
 /// The consumer group every executor joins, on both task streams.
@@ -219,7 +220,7 @@ pub async fn unlock<C: ConnectionLike>(
     Ok(gone == 1)
 }
 
-/// Opens a reconnecting Redis connection from the settings' URL (the only place that exposes it).
+/// Opens a reconnecting Redis connection ([`RedisConn`]) from the settings' URL.
 /// `response_timeout` bounds each command; give blocking reads more than their BLOCK time.
 ///
 /// # Errors
@@ -227,16 +228,10 @@ pub async fn unlock<C: ConnectionLike>(
 pub async fn connect(
     settings: &StreamSettings,
     response_timeout: Duration,
-) -> Result<ConnectionManager, StreamError> {
-    let client =
-        redis::Client::open(settings.redis_url.expose_secret()).map_err(StreamError::BadUrl)?;
-    let config = ConnectionManagerConfig::new()
-        .set_response_timeout(Some(response_timeout))
-        .set_connection_timeout(Some(Duration::from_secs(5)))
-        .set_number_of_retries(3);
-    ConnectionManager::new_with_config(client, config)
+) -> Result<RedisConn, StreamError> {
+    RedisTarget::parse(&settings.redis_url)?
+        .connect(response_timeout)
         .await
-        .map_err(StreamError::redis("connect"))
 }
 
 #[cfg(test)]

@@ -5,11 +5,12 @@
 
 use std::time::Duration;
 
-use redis::aio::ConnectionManager;
 use redis::streams::StreamInfoGroupsReply;
 
 use super::handover::Marker;
-use super::{ENTRY_FIELD, GROUP, StreamError, StreamKeys, connect, ensure_groups, scripts};
+use super::{
+    ENTRY_FIELD, GROUP, RedisConn, StreamError, StreamKeys, connect, ensure_groups, scripts,
+};
 use crate::config::StreamSettings;
 use crate::task::{QueueEntry, Site};
 
@@ -47,7 +48,7 @@ impl Backlog {
 /// Writes entries into the task streams. Cheap to clone (a shared reconnecting connection).
 #[derive(Clone)]
 pub struct Producer {
-    conn: ConnectionManager,
+    conn: RedisConn,
     keys: StreamKeys,
     maxlen: usize,
     inflight_ttl: Duration,
@@ -90,7 +91,7 @@ impl Producer {
     }
 
     /// A handle on the shared connection (for the leader lease, which lives on the same Redis).
-    pub fn connection(&self) -> ConnectionManager {
+    pub fn connection(&self) -> RedisConn {
         self.conn.clone()
     }
 

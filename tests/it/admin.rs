@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use podcast_worker::config::OutboxKey;
 use podcast_worker::outbox::{Outbox, OutboxRecord, Report};
-use podcast_worker::streams::StreamKeys;
 use podcast_worker::streams::consumer::Consumer;
+use podcast_worker::streams::{RedisTarget, StreamKeys};
 use podcast_worker::task::{Registration, Site, TaskId};
 use redis::AsyncCommands;
 use secrecy::SecretString;
@@ -183,9 +183,9 @@ fn record(id: &str, password: &str) -> OutboxRecord {
 async fn pwctl_outbox_masks_secrets_and_drops_only_what_was_exported() {
     let prefix = unique_prefix();
     let mut conn = redis_conn().await;
-    let manager = redis::Client::open(redis_url())
+    let manager = RedisTarget::parse(&SecretString::from(redis_url()))
         .unwrap()
-        .get_connection_manager()
+        .connect(Duration::from_secs(5))
         .await
         .unwrap();
     let keys = StreamKeys::new(&prefix);

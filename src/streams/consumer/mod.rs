@@ -16,12 +16,11 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use redis::Value;
-use redis::aio::ConnectionManager;
 use redis::streams::{StreamId, StreamReadOptions, StreamReadReply};
 use tokio_util::sync::CancellationToken;
 
 use super::settle::{DeadFields, Released, Settle};
-use super::{ENTRY_FIELD, GROUP, StreamError, StreamKeys, TaskKey, connect, scripts};
+use super::{ENTRY_FIELD, GROUP, RedisConn, StreamError, StreamKeys, TaskKey, connect, scripts};
 use crate::config::StreamSettings;
 use crate::task::{QueueEntry, Site, TaskId};
 
@@ -124,8 +123,8 @@ pub struct Consumer {
     pub(super) keys: StreamKeys,
     pub(super) settings: StreamSettings,
     pub(super) name: String,
-    pub(super) conn: ConnectionManager,
-    blocking: tokio::sync::Mutex<ConnectionManager>,
+    pub(super) conn: RedisConn,
+    blocking: tokio::sync::Mutex<RedisConn>,
     reclaim: tokio::sync::Mutex<ReclaimState>,
     pub(super) held: Mutex<HashMap<(Site, String), Held>>,
     reach: Mutex<Reach>,
@@ -210,7 +209,7 @@ impl Consumer {
     }
 
     /// A shared (non-blocking) connection, for the outbox and other short commands.
-    pub fn connection(&self) -> ConnectionManager {
+    pub fn connection(&self) -> RedisConn {
         self.conn.clone()
     }
 
