@@ -18,8 +18,8 @@
 //! | `<prefix>:tasks:dead` | dead-letter stream: entries that could not be processed, each with a reason | settle with a dead-letter copy | `pwctl dead purge` |
 //! | `<prefix>:fetcher:leader` | the fetcher's leader lease | fetcher leader | its owner (compare-and-delete) |
 //! | `<prefix>:fetcher:listing` | hash, one field per fetcher token: a `GET /links` under way (start, limit, heartbeat), removed once its page is queued; a stale one is a listing lost with its fetcher | fetcher | fetcher |
-//! | `<prefix>:control:*` | paused domains, breaker state and drain requests ([`crate::control`]) | pwctl, executors | pwctl, expiry |
-//! | `<prefix>:totp:*` | TOTP codes already typed, fleet-wide ([`crate::totp`]) | recipe driver | expiry |
+//! | `<prefix>:control:*` | paused domains, breaker state and drain requests (`control` module) | pwctl, executors | pwctl, expiry |
+//! | `<prefix>:totp:*` | TOTP codes already typed, fleet-wide (`totp` module) | recipe driver | expiry |
 //!
 //! Main-site work is read before sub-site work. Finished entries are XACKed and XDELed together.
 //!
