@@ -1,33 +1,12 @@
 //! The fetcher's leader lease: one Redis key (`<prefix>:fetcher:leader`) holding the leader's token with a
-//! TTL. Taken with SET NX PX, renewed by a compare-and-extend script, released by compare-and-delete, so
+//! TTL. Taken and renewed by a compare-and-extend script (`streams/lua/lease.lua`), released by compare-and-delete
+//! (`unlock.lua`), so
 //! a fetcher never extends or drops a lease it lost. A leader killed without releasing loses the lease when
 //! the TTL runs out; standbys check every third of it, so one takes over within about 4/3 of the TTL.
 
 use std::time::Duration;
 
 use crate::streams::RedisConn;
-
-/// `KEYS[1]` lease key; `ARGV[1]` our token, `ARGV[2]` TTL in ms. 1 when we hold the lease afterwards.
-const ACQUIRE_OR_RENEW_LUA: &str = r"
-local holder = redis.call('GET', KEYS[1])
-if holder == ARGV[1] then
-  redis.call('PEXPIRE', KEYS[1], ARGV[2])
-  return 1
-end
-if not holder then
-  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-  return 1
-end
-return 0
-";
-
-/// `KEYS[1]` lease key; `ARGV[1]` our token. Deletes the key only if we hold it.
-const RELEASE_LUA: &str = r"
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('DEL', KEYS[1])
-end
-return 0
-";
 
 /// One fetcher's claim on leadership.
 #[derive(Clone)]
@@ -36,8 +15,6 @@ pub struct LeaderLease {
     key: String,
     token: String,
     ttl: Duration,
-    acquire: redis::Script,
-    release: redis::Script,
 }
 
 impl std::fmt::Debug for LeaderLease {
@@ -58,8 +35,6 @@ impl LeaderLease {
             key,
             token,
             ttl,
-            acquire: redis::Script::new(ACQUIRE_OR_RENEW_LUA),
-            release: redis::Script::new(RELEASE_LUA),
         }
     }
 
@@ -80,8 +55,7 @@ impl LeaderLease {
     pub async fn acquire_or_renew(&self) -> redis::RedisResult<bool> {
         let ttl_ms = u64::try_from(self.ttl.as_millis()).unwrap_or(u64::MAX);
         let mut conn = self.conn.clone();
-        let held: i64 = self
-            .acquire
+        let held: i64 = crate::streams::scripts::LEASE
             .key(&self.key)
             .arg(&self.token)
             .arg(ttl_ms)
@@ -96,8 +70,7 @@ impl LeaderLease {
     /// The Redis error; the lease then simply expires.
     pub async fn release(&self) -> redis::RedisResult<bool> {
         let mut conn = self.conn.clone();
-        let deleted: i64 = self
-            .release
+        let deleted: i64 = crate::streams::scripts::UNLOCK
             .key(&self.key)
             .arg(&self.token)
             .invoke_async(&mut conn)

@@ -12,14 +12,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::streams::RedisConn;
 
-/// `KEYS[1]` the hash; `ARGV[1]` a field, `ARGV[2]` the value it was read with. Deletes it only if unchanged.
-const REMOVE_IF_UNCHANGED_LUA: &str = r"
-if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then
-  return redis.call('HDEL', KEYS[1], ARGV[1])
-end
-return 0
-";
-
 /// One fetcher's listing under way, as stored (JSON).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 struct Record {
@@ -53,7 +45,6 @@ pub struct ListingRecord {
     token: String,
     stale_after: Duration,
     current: Option<Record>,
-    remove: redis::Script,
 }
 
 impl std::fmt::Debug for ListingRecord {
@@ -83,7 +74,6 @@ impl ListingRecord {
             token,
             stale_after,
             current: None,
-            remove: redis::Script::new(REMOVE_IF_UNCHANGED_LUA),
         }
     }
 
@@ -160,8 +150,7 @@ impl ListingRecord {
             if silent_for <= self.stale_after {
                 continue;
             }
-            let removed: i64 = self
-                .remove
+            let removed: i64 = crate::streams::scripts::HDEL_IF
                 .key(&self.key)
                 .arg(&holder)
                 .arg(&raw)

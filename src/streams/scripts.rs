@@ -33,3 +33,11 @@ pub(crate) static RECLAIM: LazyLock<Script> =
 /// Removes a consumer with nothing pending (and idle long enough) from the group, with its heartbeat.
 pub(crate) static RETIRE: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("lua/retire.lua")));
+
+/// Takes or renews a token lease (the fetcher's leader lease).
+pub(crate) static LEASE: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("lua/lease.lua")));
+
+/// Deletes a hash field still holding the value it was read with (the fetcher's listing records).
+pub(crate) static HDEL_IF: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("lua/hdel_if.lua")));
