@@ -97,6 +97,10 @@ async fn drain(
             while done.load(Ordering::Relaxed) < target {
                 for claimed in c.claim(batch).await? {
                     let entry = claimed.entry.as_ref().map_err(|e| anyhow::anyhow!("{e}"))?;
+                    // As the executor does: the run lease (the fence) before any work, then the one settle.
+                    c.fence(&claimed)
+                        .await?
+                        .ok_or_else(|| anyhow::anyhow!("run lease held by another consumer"))?;
                     c.ack(&claimed, Some(&entry.id)).await?;
                     lat.push(now_ms().saturating_sub(entry.fetched_at_ms));
                     done.fetch_add(1, Ordering::Relaxed);
@@ -159,7 +163,7 @@ async fn main() -> anyhow::Result<()> {
         args.consumers, args.batch
     );
     report(
-        "claim + ack (XREADGROUP; XACK+XDEL+DEL)",
+        "claim + fence + ack (XREADGROUP; fence.lua; settle.lua)",
         args.tasks,
         t.elapsed(),
         &note,
