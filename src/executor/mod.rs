@@ -36,6 +36,9 @@ pub use service::{ServiceError, run_service};
 pub use synthetic::{SyntheticDriver, drivers_from_config};
 pub use validate::{validate_registration, validate_task};
 
+/// How long a drain waits for abandoned runs after the grace period ran out.
+const HARD_STOP_WAIT: Duration = Duration::from_secs(5);
+
 /// How long claiming pauses after the manager refused our API key (401/403) before trying again.
 pub const HALT_PAUSE: Duration = Duration::from_secs(30);
 
@@ -92,6 +95,8 @@ pub(crate) struct Inner {
     halted_until: Mutex<Option<Instant>>,
     /// Paused domains, the circuit breaker and drain requests (`control`).
     gate: Gate<Claimed>,
+    /// Cancelled when a drain runs past its grace: retry waits (the outbox's) end at once.
+    stopping: CancellationToken,
 }
 
 /// One executor process's engine. Cheap to clone.
@@ -160,6 +165,7 @@ impl Executor {
             domain_slots,
             buffered: Mutex::new(VecDeque::new()),
             halted_until: Mutex::new(None),
+            stopping: CancellationToken::new(),
         };
         // Pauses in force before the first claim, so a fresh executor never starts a paused domain's task.
         if let Err(e) = inner.gate.refresh().await {
@@ -234,7 +240,17 @@ impl Executor {
                 "grace period over; unfinished entries stay un-acked for another executor"
             );
             hard_stop.cancel();
-            tasks.wait().await;
+            self.inner.stopping.cancel();
+            // Abandoned runs end at their next await; a report under way gets a short bound, so a drain
+            // during a Redis outage does not overrun the grace period by the outbox's retry budget.
+            if tokio::time::timeout(HARD_STOP_WAIT, tasks.wait())
+                .await
+                .is_err()
+            {
+                tracing::warn!(
+                    "tasks still finishing after the hard stop; exiting anyway (their entries stay un-acked)"
+                );
+            }
         }
         self.inner.abandon_buffered();
         background_stop.cancel();

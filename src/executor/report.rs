@@ -19,9 +19,15 @@ use crate::task_api::ApiError;
 /// Tries of the outbox steps of one report while Redis is unreachable, one second apart.
 const OUTBOX_WRITE_TRIES: u32 = 30;
 
-/// Runs `op` until it succeeds or `budget` tries (shared by the calls given the same budget, one second
-/// apart) are spent; each failure is logged as `what`. Returns the last error when the budget ran out.
-async fn retry_outbox<T, F, Fut>(budget: &mut u32, what: &str, mut op: F) -> Result<T, OutboxError>
+/// Runs `op` until it succeeds, `budget` tries (shared by the calls given the same budget, one second
+/// apart) are spent, or `stop` fires (a drain past its grace: the wait ends at once); each failure is
+/// logged as `what`. Returns the last error when it gave up.
+async fn retry_outbox<T, F, Fut>(
+    stop: &CancellationToken,
+    budget: &mut u32,
+    what: &str,
+    mut op: F,
+) -> Result<T, OutboxError>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, OutboxError>>,
@@ -30,10 +36,11 @@ where
         *budget = budget.saturating_sub(1);
         match op().await {
             Ok(v) => return Ok(v),
-            Err(e) if *budget == 0 => return Err(e),
+            Err(e) if *budget == 0 || stop.is_cancelled() => return Err(e),
             Err(e) => {
                 tracing::warn!(error = %e, left = *budget, "{what} failed; retrying");
-                tokio::time::sleep(Duration::from_secs(1)).await;
+                stop.run_until_cancelled(tokio::time::sleep(Duration::from_secs(1)))
+                    .await;
             }
         }
     }
@@ -81,8 +88,13 @@ impl Inner {
         let id = &record.task_id;
         // Ok(false) from the lock: another holder, which cannot be reporting a record not written yet.
         let lock = || self.outbox.lock(id, owner, self.lock_ttl);
-        let saved = match retry_outbox(&mut budget, "outbox lock", lock).await {
-            Ok(_) => retry_outbox(&mut budget, "outbox write", || self.outbox.put(record)).await,
+        let saved = match retry_outbox(&self.stopping, &mut budget, "outbox lock", lock).await {
+            Ok(_) => {
+                retry_outbox(&self.stopping, &mut budget, "outbox write", || {
+                    self.outbox.put(record)
+                })
+                .await
+            }
             Err(e) => Err(e),
         };
         if let Err(e) = saved {
@@ -134,7 +146,7 @@ impl Inner {
         // the marker of a hand-out it queued again); only the report lock is left then. A settled record left
         // in the outbox would be reported again by the loop, so its removal is retried while Redis is down.
         let mut budget = if settled { OUTBOX_WRITE_TRIES } else { 1 };
-        let cleanup = retry_outbox(&mut budget, "outbox clean-up", || async {
+        let cleanup = retry_outbox(&self.stopping, &mut budget, "outbox clean-up", || async {
             let owner = self.consumer.name();
             if settled && !released {
                 self.outbox.finish(&record, owner).await

@@ -26,7 +26,13 @@ struct Fleet {
 }
 
 impl Fleet {
-    async fn start(api: &str, redis: &OwnRedis, executors: usize, delay_ms: u64) -> Self {
+    async fn start(
+        api: &str,
+        redis: &OwnRedis,
+        executors: usize,
+        delay_ms: u64,
+        extra: &[(&'static str, &str)],
+    ) -> Self {
         let common = |addr: &str| {
             vec![
                 ("PW_API_BASE_URL", api.to_owned()),
@@ -61,6 +67,7 @@ impl Fleet {
                 ("PW_SYNTHETIC_DOMAINS", DOMAINS.to_owned()),
                 ("PW_SYNTHETIC_DELAY_MS", delay_ms.to_string()),
             ]);
+            vars.extend(extra.iter().map(|(k, v)| (*k, (*v).to_owned())));
             let name = format!("executor-{n}");
             procs.push((
                 Proc::spawn(&name, env!("CARGO_BIN_EXE_executor"), &vars),
@@ -129,7 +136,7 @@ async fn chaos_redis_down_longer_than_claim_idle_runs_no_task_twice() {
     let total = 32;
     let mut redis = OwnRedis::start();
     // Registrations of 1.5 s: several are running on both executors when Redis dies.
-    let fleet = Fleet::start(&sim.api_base_url(), &redis, 2, 1500).await;
+    let fleet = Fleet::start(&sim.api_base_url(), &redis, 2, 1500, &[]).await;
     eventually(Duration::from_secs(30), "tasks running", || async {
         let audit = sim.audit();
         (audit.counts["running"] >= 3).then_some(())
@@ -172,7 +179,7 @@ async fn chaos_redis_down_longer_than_claim_idle_runs_no_task_twice() {
 async fn chaos_redis_restarted_empty_recreates_the_ledger_reports_the_loss_and_carries_on() {
     let sim = simulator(4, 1).await;
     let mut redis = OwnRedis::start();
-    let fleet = Fleet::start(&sim.api_base_url(), &redis, 1, 300).await;
+    let fleet = Fleet::start(&sim.api_base_url(), &redis, 1, 300, &[]).await;
     eventually(Duration::from_secs(30), "first completions", || async {
         (sim.audit().counts["completed"] >= 2).then_some(())
     })
@@ -220,4 +227,42 @@ async fn chaos_redis_restarted_empty_recreates_the_ledger_reports_the_loss_and_c
     for (_, addr) in &fleet.executors {
         assert_eq!(status(addr, "/healthz").await, Some(200));
     }
+}
+
+/// A drain (SIGTERM) while Redis is down ends within its grace period plus a short bound: the outbox's
+/// retry waits (30 one-second tries per report) end when the grace runs out, and the abandoned runs are
+/// not waited for without a deadline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chaos_sigterm_during_a_redis_outage_exits_within_the_grace_period() {
+    let sim = simulator(6, 0).await;
+    let mut redis = OwnRedis::start();
+    let fleet = Fleet::start(
+        &sim.api_base_url(),
+        &redis,
+        1,
+        1500,
+        &[("PW_SHUTDOWN_GRACE_SECS", "3")],
+    )
+    .await;
+    eventually(Duration::from_secs(30), "tasks running", || async {
+        (sim.audit().counts["running"] >= 2).then_some(())
+    })
+    .await;
+    redis.kill();
+    // The running drivers finish within 1.5 s and their reports wait for Redis (outbox lock and write).
+    tokio::time::sleep(Duration::from_millis(1800)).await;
+    let (executor, _) = &fleet.executors[0];
+    signal("-TERM", &executor.pid().to_string());
+    let sent = Instant::now();
+    let status = eventually(Duration::from_secs(40), "the executor to exit", || async {
+        executor.exited()
+    })
+    .await;
+    let took = sent.elapsed();
+    assert!(
+        took < Duration::from_secs(3 + 8),
+        "exit {took:?} after SIGTERM (grace 3 s):\n{}",
+        executor.log_text()
+    );
+    assert!(status.code().is_some(), "{status:?}");
 }

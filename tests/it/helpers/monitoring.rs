@@ -303,6 +303,11 @@ impl Proc {
         }
     }
 
+    /// Its exit status, once it has exited.
+    pub fn exited(&self) -> Option<std::process::ExitStatus> {
+        self.child.lock().unwrap().try_wait().ok().flatten()
+    }
+
     /// The process id.
     pub fn pid(&self) -> u32 {
         self.child.lock().unwrap().id()
