@@ -1,5 +1,6 @@
 //! Unit tests of claimed-entry decoding and reply parsing.
 
+use super::reclaim::PendingEntry;
 use super::*;
 use crate::task::ENTRY_VERSION;
 
