@@ -4,9 +4,10 @@
 /// A Redis stream operation that did not happen.
 #[derive(Debug, thiserror::Error)]
 pub enum StreamError {
-    /// The Redis URL is unusable (bad scheme or syntax). A configuration error: fix it and restart.
-    #[error("the Redis URL is not usable")]
-    BadUrl(#[source] redis::RedisError),
+    /// The Redis URL is unusable (bad scheme or syntax). A configuration error: fix it and restart. The
+    /// reason never repeats the URL.
+    #[error("PW_REDIS_URL is not usable: {0}")]
+    BadUrl(String),
     /// Redis could not be reached or a command failed or timed out. Transient: back off and try again;
     /// nothing was acknowledged, so no entry is lost.
     #[error("Redis {op} failed")]
