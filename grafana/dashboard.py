@@ -148,6 +148,22 @@ ts("Mail wait p90", [
 ts("Mail waits per second", [
     (f'sum by (outcome) (rate(pw_mail_wait_seconds_count[{R}]))', "{{outcome}}")], 12, "ops", w=12)
 nl()
+row("Fleet control (paused domains, circuit breakers)")
+ts("Tasks held by paused domains", [
+    (f'sum by (domain) (pw_tasks_held{{{DOM}}})', "{{domain}}")], 0, "short", w=6,
+   desc=QUIET + "Tasks executors hold un-started because their domain is paused (summed over executors); "
+        "they fail after PW_PAUSE_HOLD_SECS. What PwPausedDomainHoldingTasks watches.")
+ts("Paused domains", [
+    (f'max by (domain, by) (pw_domain_paused{{{DOM}}})', "{{domain}} by {{by}}")], 6, "bool_yes_no", w=6,
+   desc=QUIET + "1 while a domain is paused by an operator (pwctl pause) or by its circuit breaker.")
+ts("Circuit breaker state", [
+    (f'max by (domain) (pw_breaker_state{{{DOM}}})', "{{domain}}")], 12, "short", w=6,
+   desc=QUIET + "0 closed, 1 open (domain paused), 2 half-open (one probe task runs). Shared state: max over "
+        "executors. What PwBreakerOpen watches.")
+ts("Breaker openings", [
+    (f'sum by (domain) (rate(pw_breaker_opened_total{{{DOM}}}[{R}]))', "{{domain}}")], 18, "ops", w=6,
+   desc=QUIET + "Times a domain's breaker opened (or a failed probe re-opened it).")
+nl()
 row("Demo manager (simulator)")
 ts("Simulator tasks by state", [('sum by (state) (pw_sim_tasks)', "{{state}}")], 0, "short", w=12,
    desc="Only in the demo: the simulated manager's view of its tasks.")

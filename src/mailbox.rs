@@ -1,12 +1,13 @@
 //! Verification mail over IMAP (TLS): [`Mailbox::wait_for`] polls a task's inbox and spam folder until a
 //! message from the expected sender/subject/recipient that arrived after the task started shows up, and
 //! extracts a link or a code from it by a regular expression. A message is never used twice in this process.
-//! It does not send mail, and knows nothing about sites or recipes.
+//! Every wait is reported to an optional [`MailObserver`] (the executor's metrics). It does not send mail, and
+//! knows nothing about sites or recipes.
 
 mod imap;
 
 use std::collections::HashSet;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use mail_parser::{Message, MessageParser};
@@ -16,7 +17,13 @@ use tokio::time::Instant;
 use tokio_rustls::TlsConnector;
 
 use crate::config::MailSettings;
+/// How a wait ended: the `outcome` label enum of the metrics module (one type per concept).
+pub use crate::metrics::labels::MailOutcome;
 use imap::Session;
+
+/// Told of every finished [`Mailbox::wait_for`]: how it ended and how long it waited (for a found mail, how
+/// long the mail took to arrive, as seen by polling). Called on the waiting task; must not block.
+pub type MailObserver = Arc<dyn Fn(MailOutcome, Duration) + Send + Sync>;
 
 /// The mailbox to read: the task's email and its (app) password.
 #[derive(Debug, Clone)]
@@ -95,6 +102,14 @@ pub enum MailError {
 }
 
 impl MailError {
+    /// The `outcome` of a wait that ended with this error: `timeout` when no mail came, else `error`.
+    pub fn outcome(&self) -> MailOutcome {
+        match self {
+            MailError::Timeout { .. } => MailOutcome::Timeout,
+            _ => MailOutcome::Error,
+        }
+    }
+
     /// Whether retrying the task cannot help: a refused login or bad settings. Network failures and a
     /// timeout (the mail may still come, or come on a new attempt) are transient.
     pub fn is_permanent(&self) -> bool {
@@ -118,6 +133,8 @@ pub struct Mailbox {
     settings: MailSettings,
     tls: TlsConnector,
     used: Arc<Mutex<Used>>,
+    /// Shared by every clone, so an observer set after the drivers were built still sees their waits.
+    observer: Arc<OnceLock<MailObserver>>,
 }
 
 impl std::fmt::Debug for Mailbox {
@@ -160,7 +177,14 @@ impl Mailbox {
             settings: settings.clone(),
             tls: imap::tls_connector(settings)?,
             used: Arc::default(),
+            observer: Arc::default(),
         })
+    }
+
+    /// Reports every later wait of this mailbox and of all its clones to `observer`. Only the first
+    /// observer set is kept; returns `false` (and drops `observer`) when one was set already.
+    pub fn set_observer(&self, observer: MailObserver) -> bool {
+        self.observer.set(observer).is_ok()
     }
 
     /// Polls the inbox and the spam folder every `poll_interval` until a message matches `query`, and
@@ -178,6 +202,23 @@ impl Mailbox {
         deadline: Instant,
     ) -> Result<MailMatch, MailError> {
         let started = Instant::now();
+        let result = self.wait(login, query, deadline, started).await;
+        if let Some(observe) = self.observer.get() {
+            let outcome = result
+                .as_ref()
+                .map_or_else(MailError::outcome, |_| MailOutcome::Found);
+            observe(outcome, started.elapsed());
+        }
+        result
+    }
+
+    async fn wait(
+        &self,
+        login: &MailLogin,
+        query: &MailQuery,
+        deadline: Instant,
+        started: Instant,
+    ) -> Result<MailMatch, MailError> {
         let mut search = Search {
             user: login.user.trim().to_ascii_lowercase(),
             query,
@@ -473,6 +514,16 @@ mod tests {
     fn errors_classify_and_debug_hides_password() {
         assert!(MailError::LoginRefused("x".into()).is_permanent());
         assert!(!MailError::Network("x".into()).is_permanent());
+        let timeout = MailError::Timeout {
+            waited: Duration::from_secs(1),
+            folders: "INBOX".into(),
+        };
+        assert_eq!(timeout.outcome(), MailOutcome::Timeout);
+        assert_eq!(MailError::Network("x".into()).outcome(), MailOutcome::Error);
+        assert_eq!(
+            MailError::LoginRefused("x".into()).outcome(),
+            MailOutcome::Error
+        );
         let login = MailLogin {
             user: "a@b".into(),
             password: SecretString::from("abcd efgh ijkl mnop"),

@@ -12,7 +12,7 @@ vars! {
     METRICS_VARS;
     METRICS_ADDR: Option<String> = optional_text(), [F, E], "Address of /metrics, /healthz, /readyz; default 0.0.0.0:9101 (fetcher), 0.0.0.0:9102 (executor); port 0 picks one";
     HEALTH_STALL_SECS: Duration = secs(10, 86_400).or("900"), [F, E], "/healthz fails when work has waited this long without progress; above PW_TASK_TIMEOUT_SECS";
-    SAMPLE_INTERVAL_MS: Duration = millis(100, 600_000).or("5000"), [F, E], "How often stream lag, pending, dead letters and the outbox are sampled from Redis";
+    SAMPLE_INTERVAL_MS: Duration = millis(100, 600_000).or("5000"), [F, E], "How often stream lag, pending, dead letters and the outbox are sampled from Redis (and the browser pool's contexts, memory and restarts)";
 }
 use vars::*;
 

@@ -1,5 +1,6 @@
 //! The executor as a service, for the binary: drivers from configuration, metrics and health endpoints,
-//! the stream sampler, the claim loop, and an orderly drain on cancellation.
+//! the stream sampler, the browser pool sampler and mail observer, the claim loop, and an orderly drain on
+//! cancellation.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -7,12 +8,11 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::{Executor, ExecutorError, drivers_from_config};
-use crate::browser::BrowserPool;
+use super::{Executor, ExecutorError, drivers_from_config, observe_mail, run_pool_sampler};
 use crate::config::ExecutorConfig;
 use crate::driver::Drivers;
 use crate::metrics::{self, Metrics, MetricsOptions, SamplerSpec};
-use crate::recipe::SetupError;
+use crate::recipe::{RecipeSetup, SetupError};
 use crate::streams::{self, GROUP, StreamKeys};
 use crate::task::Site;
 
@@ -50,7 +50,7 @@ pub async fn run_service(
     config: ExecutorConfig,
     cancel: CancellationToken,
 ) -> Result<(), ServiceError> {
-    let (drivers, pool) = build_drivers(&config)?;
+    let (drivers, recipes) = build_drivers(&config)?;
     let mut domains = config.executor.main_domains.clone();
     domains.extend(drivers.domains());
     let metrics = Arc::new(Metrics::new(MetricsOptions {
@@ -79,6 +79,15 @@ pub async fn run_service(
         metrics.clone(),
         background.clone(),
     ));
+    if let Some(recipes) = &recipes {
+        observe_mail(recipes, metrics.clone());
+        tracker.spawn(run_pool_sampler(
+            recipes.pool.clone(),
+            metrics.clone(),
+            config.metrics.sample_interval,
+            background.clone(),
+        ));
+    }
     tracker.spawn(metrics::run_sampler(
         sampler_conn,
         spec,
@@ -86,8 +95,8 @@ pub async fn run_service(
         background.clone(),
     ));
     executor.run(cancel).await;
-    if let Some(pool) = pool {
-        pool.shutdown().await;
+    if let Some(recipes) = recipes {
+        recipes.pool.shutdown().await;
     }
     background.cancel();
     tracker.close();
@@ -98,8 +107,8 @@ pub async fn run_service(
 /// The drivers the binary serves: one per recipe domain from `PW_RECIPES_DIR` (browser), plus the
 /// synthetic driver on `PW_SYNTHETIC_DOMAINS`, which wins over a recipe for the same domain. With synthetic
 /// domains configured and no recipes directory, no browser is set up (benchmarks on machines without
-/// Chromium); otherwise a missing or invalid recipe stops start-up.
-fn build_drivers(config: &ExecutorConfig) -> Result<(Drivers, Option<BrowserPool>), ServiceError> {
+/// Chromium); otherwise a missing or invalid recipe stops start-up. Returns the recipes' pool and mailbox too.
+fn build_drivers(config: &ExecutorConfig) -> Result<(Drivers, Option<RecipeSetup>), ServiceError> {
     let synthetic = drivers_from_config(&config.executor);
     if !synthetic.domains().is_empty() && !config.recipe.browser.recipes_dir.is_dir() {
         tracing::info!(domains = ?synthetic.domains(), "synthetic driver only (no recipes directory)");
@@ -115,7 +124,7 @@ fn build_drivers(config: &ExecutorConfig) -> Result<(Drivers, Option<BrowserPool
             drivers.insert(domain, d);
         }
     }
-    Ok((drivers, Some(recipes.pool)))
+    Ok((drivers, Some(recipes)))
 }
 
 fn sampler_spec(config: &ExecutorConfig) -> SamplerSpec {

@@ -1,8 +1,9 @@
 //! Every metric of the fetcher and executor: names (an API, see `docs/metrics.md`), handles on one
 //! per-process [`Registry`], the `/metrics` + health server ([`serve`]) and the Redis stream sampler
 //! ([`run_sampler`]). Imports only the ground floor, `task` (for [`Site`] and the one domain normaliser);
-//! owns the label enums in [`labels`], which the adapters use as their own types. Labels are bounded and
-//! every combination exists (at 0) from construction on.
+//! owns the label enums in [`labels`], which the adapters use as their own types. Each role exports only
+//! the families it sets ([`exported_by`]); labels are bounded and every combination exists (at 0) from
+//! construction on.
 
 mod control;
 mod health;
@@ -31,7 +32,8 @@ use names::{Counters, Gauges, Histograms};
 /// What a process tells [`Metrics::new`] about itself.
 #[derive(Debug, Clone)]
 pub struct MetricsOptions {
-    /// `fetcher` or `executor` (the `role` label of `pw_build_info`).
+    /// `fetcher` or `executor` (the `role` label of `pw_build_info`). A process exports only the families its
+    /// role sets ([`exported_by`]); any other value (a test's) exports every family.
     pub role: &'static str,
     /// The crate version (`env!("CARGO_PKG_VERSION")`).
     pub version: &'static str,
@@ -55,21 +57,30 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    /// Registers every metric (and the process collector on Linux) on a fresh registry and sets every
-    /// label combination to 0.
+    /// Registers every metric the role exports (and the process collector on Linux) on a fresh registry and
+    /// sets every label combination to 0.
     ///
     /// # Errors
     /// Only on a programming error in the metric definitions (a duplicate or invalid name).
     pub fn new(opts: MetricsOptions) -> Result<Self, prometheus::Error> {
         let registry = Registry::new();
+        let role_registry = names::RoleRegistry {
+            registry: &registry,
+            role: opts.role,
+        };
         let mut domains: Vec<String> = opts.domains.iter().map(|d| normalise_domain(d)).collect();
         domains.retain(|d| !d.is_empty() && d != OTHER_DOMAIN);
         domains.sort();
         domains.dedup();
+        let (counters, histograms, gauges) = (
+            names::counters(&role_registry)?,
+            names::histograms(&role_registry)?,
+            names::gauges(&role_registry)?,
+        );
         let metrics = Self {
-            counters: names::counters(&registry)?,
-            histograms: names::histograms(&registry)?,
-            gauges: names::gauges(&registry)?,
+            counters,
+            histograms,
+            gauges,
             health: Health::new(opts.stall_after),
             domains,
             registry,
@@ -141,6 +152,9 @@ impl Metrics {
         for f in UNDECODABLE_FATES {
             c.listed_undecodable.with_label_values(&[f]);
         }
+        for op in DATA_LOSS_OPS {
+            c.data_loss.with_label_values(&[op]);
+        }
     }
 
     /// The registry (for tests and for adding process-specific collectors).
@@ -188,6 +202,31 @@ impl Metrics {
             .inc();
     }
 
+    /// Redis lost the task ledger (NOGROUP), noticed at `op` (one of [`DATA_LOSS_OPS`]; anything else folds
+    /// into `claim`).
+    pub fn redis_data_loss(&self, op: &str) {
+        let op = DATA_LOSS_OPS
+            .into_iter()
+            .find(|o| *o == op)
+            .unwrap_or("claim");
+        self.counters.data_loss.with_label_values(&[op]).inc();
+    }
+
+    /// The last sampled `pending` of each task stream (what a loss of the ledger may have cost).
+    pub fn last_pending(&self) -> Vec<(&'static str, i64)> {
+        Site::ALL
+            .iter()
+            .map(|s| {
+                let v = self
+                    .gauges
+                    .stream_pending
+                    .with_label_values(&[s.as_str()])
+                    .get();
+                (s.as_str(), v)
+            })
+            .collect()
+    }
+
     /// Listed items that could not be decoded: `queued` by a salvaged id, or `dropped` without one.
     pub fn listed_undecodable(&self, queued: u64, dropped: u64) {
         let c = &self.counters.listed_undecodable;
@@ -220,17 +259,27 @@ impl Metrics {
             .inc();
     }
 
-    /// A task left our hands; `elapsed` is from claim to ack. Also counts as progress for `/healthz`.
-    pub fn task_finished(&self, site: Site, domain: &str, outcome: Outcome, elapsed: Duration) {
+    /// A task left our hands. Also counts as progress for `/healthz`.
+    /// `claimed_for` is the time from this process's claim of the entry to its ack (`None` for a result
+    /// reported from the outbox alone: no claim to measure from).
+    pub fn task_finished(
+        &self,
+        site: Site,
+        domain: &str,
+        outcome: Outcome,
+        claimed_for: Option<Duration>,
+    ) {
         let (s, d) = (site.as_str(), self.domain_label(domain));
         self.counters
             .finished
             .with_label_values(&[s, d, outcome.as_str()])
             .inc();
-        self.histograms
-            .task
-            .with_label_values(&[s, outcome.as_str()])
-            .observe(elapsed.as_secs_f64());
+        if let Some(elapsed) = claimed_for {
+            self.histograms
+                .task
+                .with_label_values(&[s, outcome.as_str()])
+                .observe(elapsed.as_secs_f64());
+        }
         self.health.record_progress();
     }
 
@@ -336,12 +385,12 @@ impl Metrics {
         self.gauges.backpressure.set(i64::from(paused));
     }
 
-    /// The browser was restarted.
-    pub fn browser_restarted(&self, reason: RestartReason) {
+    /// `count` browser restarts for `reason` (the pool's counters since the last sample).
+    pub fn browser_restarts(&self, reason: RestartReason, count: u64) {
         self.counters
             .browser_restarts
             .with_label_values(&[reason.as_str()])
-            .inc();
+            .inc_by(count);
     }
 
     /// Browser contexts open now and the browser's memory (PSS of its process tree, bytes).

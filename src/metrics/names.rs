@@ -19,6 +19,7 @@ pub(super) struct Counters {
     pub(super) browser_restarts: IntCounterVec,
     pub(super) listings_lost: IntCounterVec,
     pub(super) listed_undecodable: IntCounterVec,
+    pub(super) data_loss: IntCounterVec,
 }
 
 /// Histogram families (all `_seconds`).
@@ -99,6 +100,11 @@ pub const FETCHER_LISTINGS_LOST: &str = "pw_fetcher_listings_lost_total";
 /// Listed items that could not be decoded, by `fate`: `queued` (an id was salvaged; the executor reads the
 /// task again or fails it) or `dropped` (no usable id: cannot be queued or reported).
 pub const LISTED_ITEMS_UNDECODABLE: &str = "pw_listed_items_undecodable_total";
+/// Times this process found that Redis had lost the task ledger (the consumer group or a stream gone:
+/// NOGROUP), by `op` ([`DATA_LOSS_OPS`]: an executor's claim, a fetcher's backlog measure); the groups were recreated.
+pub const REDIS_DATA_LOSS: &str = "pw_redis_data_loss_total";
+/// `op` values of [`REDIS_DATA_LOSS`]: where the loss was noticed.
+pub const DATA_LOSS_OPS: [&str; 2] = ["claim", "backlog"];
 /// `reason` values of [`FETCHER_LISTINGS_LOST`]: `interrupted` (a fetcher died with a listing under way,
 /// found by the next leader), `unreadable` (a listing answer could not be read at all), `unqueued` (listed
 /// but Redis refused the page until the fetcher gave up; the ids are logged).
@@ -145,6 +151,7 @@ pub const ALL: &[&str] = &[
     BROWSER_RESTARTS,
     FETCHER_LISTINGS_LOST,
     LISTED_ITEMS_UNDECODABLE,
+    REDIS_DATA_LOSS,
     BROWSER_CONTEXTS,
     BROWSER_MEMORY,
     MAIL_WAIT,
@@ -155,6 +162,65 @@ pub const ALL: &[&str] = &[
     MANAGER_UP,
     BUILD_INFO,
 ];
+
+/// Families only a fetcher sets: an executor does not export them.
+pub const FETCHER_ONLY: &[&str] = &[
+    TASKS_FETCHED,
+    TASKS_ENQUEUED,
+    TASKS_DEDUPLICATED,
+    FETCHER_LISTINGS_LOST,
+    LISTED_ITEMS_UNDECODABLE,
+    FETCHER_LEADER,
+    FETCHER_BACKPRESSURE,
+];
+
+/// Families only an executor sets: a fetcher does not export them. (The control families,
+/// [`super::ControlMetrics`], are registered by executors alone, too.)
+pub const EXECUTOR_ONLY: &[&str] = &[
+    TASKS_FINISHED,
+    TASK_FAILURES,
+    TASK_RETRIES,
+    TASK_DURATION,
+    TASK_STAGE_DURATION,
+    FETCH_TO_START,
+    TASKS_IN_FLIGHT,
+    SLOTS_FREE,
+    BROWSER_RESTARTS,
+    BROWSER_CONTEXTS,
+    BROWSER_MEMORY,
+    MAIL_WAIT,
+];
+
+/// Whether a process of `role` exports `family`: a `fetcher` everything but [`EXECUTOR_ONLY`], an
+/// `executor` everything but [`FETCHER_ONLY`]; any other role (a test's) every family. A family a role never
+/// sets would show a constant 0 that `max()` or `min()` over the fleet mistakes for a value.
+pub fn exported_by(role: &str, family: &str) -> bool {
+    match role {
+        "fetcher" => !EXECUTOR_ONLY.contains(&family),
+        "executor" => !FETCHER_ONLY.contains(&family),
+        _ => true,
+    }
+}
+
+/// The registry of one process, registering only the families its role exports. The handles of the others
+/// still record (nothing reads them), so recording code needs no role checks.
+pub(super) struct RoleRegistry<'a> {
+    pub(super) registry: &'a Registry,
+    pub(super) role: &'a str,
+}
+
+impl RoleRegistry<'_> {
+    fn register(
+        &self,
+        name: &str,
+        collector: Box<dyn prometheus::core::Collector>,
+    ) -> prometheus::Result<()> {
+        if exported_by(self.role, name) {
+            self.registry.register(collector)?;
+        }
+        Ok(())
+    }
+}
 
 const TASK_BUCKETS: &[f64] = &[
     1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0,
@@ -175,46 +241,46 @@ pub(super) fn stream_label(value: &str) -> &'static str {
 }
 
 fn counter(
-    r: &Registry,
+    r: &RoleRegistry<'_>,
     name: &str,
     help: &str,
     labels: &[&str],
 ) -> prometheus::Result<IntCounterVec> {
     let c = IntCounterVec::new(Opts::new(name, help), labels)?;
-    r.register(Box::new(c.clone()))?;
+    r.register(name, Box::new(c.clone()))?;
     Ok(c)
 }
 
 fn histogram(
-    r: &Registry,
+    r: &RoleRegistry<'_>,
     (name, help): (&str, &str),
     labels: &[&str],
     buckets: &[f64],
 ) -> prometheus::Result<HistogramVec> {
     let opts = HistogramOpts::new(name, help).buckets(buckets.to_vec());
     let h = HistogramVec::new(opts, labels)?;
-    r.register(Box::new(h.clone()))?;
+    r.register(name, Box::new(h.clone()))?;
     Ok(h)
 }
 
-fn gauge(r: &Registry, name: &str, help: &str) -> prometheus::Result<IntGauge> {
+fn gauge(r: &RoleRegistry<'_>, name: &str, help: &str) -> prometheus::Result<IntGauge> {
     let g = IntGauge::new(name, help)?;
-    r.register(Box::new(g.clone()))?;
+    r.register(name, Box::new(g.clone()))?;
     Ok(g)
 }
 
 fn gauge_vec(
-    r: &Registry,
+    r: &RoleRegistry<'_>,
     name: &str,
     help: &str,
     labels: &[&str],
 ) -> prometheus::Result<IntGaugeVec> {
     let g = IntGaugeVec::new(Opts::new(name, help), labels)?;
-    r.register(Box::new(g.clone()))?;
+    r.register(name, Box::new(g.clone()))?;
     Ok(g)
 }
 
-pub(super) fn counters(r: &Registry) -> prometheus::Result<Counters> {
+pub(super) fn counters(r: &RoleRegistry<'_>) -> prometheus::Result<Counters> {
     Ok(Counters {
         fetched: counter(r, TASKS_FETCHED, "Tasks listed by GET /links.", &["site"])?,
         enqueued: counter(
@@ -272,10 +338,16 @@ pub(super) fn counters(r: &Registry) -> prometheus::Result<Counters> {
             "Listed items that could not be decoded.",
             &["fate"],
         )?,
+        data_loss: counter(
+            r,
+            REDIS_DATA_LOSS,
+            "Times Redis was found to have lost the task ledger (consumer group or stream gone); recreated.",
+            &["op"],
+        )?,
     })
 }
 
-pub(super) fn histograms(r: &Registry) -> prometheus::Result<Histograms> {
+pub(super) fn histograms(r: &RoleRegistry<'_>) -> prometheus::Result<Histograms> {
     Ok(Histograms {
         task: histogram(
             r,
@@ -313,7 +385,7 @@ pub(super) fn histograms(r: &Registry) -> prometheus::Result<Histograms> {
     })
 }
 
-pub(super) fn gauges(r: &Registry) -> prometheus::Result<Gauges> {
+pub(super) fn gauges(r: &RoleRegistry<'_>) -> prometheus::Result<Gauges> {
     Ok(Gauges {
         in_flight: gauge(r, TASKS_IN_FLIGHT, "Tasks running in this executor.")?,
         free_slots: gauge(r, SLOTS_FREE, "Free browser slots in this executor.")?,

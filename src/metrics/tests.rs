@@ -9,9 +9,14 @@ use prometheus::proto::MetricType;
 use super::*;
 use crate::task::Site;
 
+/// A registry with every family (a role other than `fetcher` or `executor`).
 fn metrics() -> Metrics {
+    metrics_of("test")
+}
+
+fn metrics_of(role: &'static str) -> Metrics {
     Metrics::new(MetricsOptions {
-        role: "executor",
+        role,
         version: "0.0.0-test",
         domains: vec!["Anchor.fm".into(), "www.podbean.com".into()],
         stall_after: Duration::from_secs(60),
@@ -88,7 +93,39 @@ fn label_combinations_exist_at_zero_from_the_start() {
         text.contains(r#"pw_tasks_finished_total{domain="other",outcome="gone",site="sub"} 0"#),
         "{text}"
     );
-    assert!(text.contains(r#"pw_build_info{role="executor",version="0.0.0-test"} 1"#));
+    assert!(text.contains(r#"pw_build_info{role="test",version="0.0.0-test"} 1"#));
+}
+
+#[test]
+fn each_role_exports_only_the_families_it_sets() {
+    let fetcher = families(&metrics_of("fetcher"));
+    let executor = families(&metrics_of("executor"));
+    for name in ALL {
+        let (f, e) = (fetcher.contains_key(*name), executor.contains_key(*name));
+        assert!(f || e, "{name} exported by no role");
+        assert_eq!(f, !EXECUTOR_ONLY.contains(name), "{name} in a fetcher");
+        assert_eq!(e, !FETCHER_ONLY.contains(name), "{name} in an executor");
+    }
+    for shared in [
+        API_REQUESTS,
+        REDIS_UP,
+        STREAM_LAG,
+        OUTBOX_ENTRIES,
+        BUILD_INFO,
+    ] {
+        assert!(fetcher.contains_key(shared) && executor.contains_key(shared));
+    }
+    assert!(!executor.contains_key(FETCHER_LEADER) && !executor.contains_key(TASKS_ENQUEUED));
+    assert!(!fetcher.contains_key(TASKS_FINISHED) && !fetcher.contains_key(BROWSER_MEMORY));
+    // Recording into a family the role does not export is harmless and invisible.
+    let m = metrics_of("executor");
+    m.set_fetcher_leader(true);
+    m.task_enqueued(Site::Main, "anchor.fm");
+    let text = m.render();
+    assert!(
+        !text.contains(FETCHER_LEADER) && !text.contains(TASKS_ENQUEUED),
+        "{text}"
+    );
 }
 
 #[test]
@@ -102,7 +139,7 @@ fn unknown_domains_fold_into_other_without_new_series() {
         Site::Sub,
         "x.example",
         Outcome::Failed,
-        Duration::from_secs(3),
+        Some(Duration::from_secs(3)),
     );
     assert_eq!(families(&m)[TASKS_ENQUEUED].1.len(), before);
     let text = m.render();
@@ -178,9 +215,10 @@ async fn endpoints_answer_over_http() {
 #[test]
 fn browser_restarts_count_by_reason_and_gauges_follow_the_pool() {
     let m = metrics();
-    m.browser_restarted(RestartReason::Recycle);
-    m.browser_restarted(RestartReason::Recycle);
-    m.browser_restarted(RestartReason::Crash);
+    m.browser_restarts(RestartReason::Recycle, 1);
+    m.browser_restarts(RestartReason::Recycle, 1);
+    m.browser_restarts(RestartReason::Crash, 1);
+    m.browser_restarts(RestartReason::Memory, 0);
     m.set_browser(3, 400_000_000);
     m.set_browser(1, 400_000_000);
     let text = m.render();

@@ -6,7 +6,7 @@ use super::{RecipeError, drivers, load_dir};
 use crate::browser::{BrowserError, BrowserPool};
 use crate::config::{RecipeSettings, StreamSettings};
 use crate::driver::Drivers;
-use crate::mailbox::MailError;
+use crate::mailbox::{MailError, MailObserver, Mailbox};
 use crate::totp::TotpError;
 
 /// Why recipe drivers could not be set up.
@@ -33,14 +33,25 @@ impl From<RecipeError> for SetupError {
     }
 }
 
-/// The recipe drivers and the pool behind them (read its [`BrowserPool::stats`] for metrics; call
-/// [`BrowserPool::shutdown`] when the executor stops).
+/// The recipe drivers and the services behind them: the pool (read its [`BrowserPool::stats`] for metrics;
+/// call [`BrowserPool::shutdown`] when the executor stops) and the mailbox (see every mail wait of every
+/// driver with [`RecipeSetup::observe_mail`]).
 #[derive(Debug, Clone)]
 pub struct RecipeSetup {
     /// One driver per domain of every recipe.
     pub drivers: Drivers,
     /// The shared browser pool.
     pub pool: BrowserPool,
+    /// The mailbox reader every driver shares (clones share their observer).
+    mailbox: Mailbox,
+}
+
+impl RecipeSetup {
+    /// Reports every mail wait of every driver to `observer` (see [`Mailbox::set_observer`]); `false` when
+    /// an observer was set already.
+    pub fn observe_mail(&self, observer: MailObserver) -> bool {
+        self.mailbox.set_observer(observer)
+    }
 }
 
 /// Loads `browser.recipes_dir`, makes the pool (cleaning up a killed executor's Chromium) and the drivers.
@@ -68,6 +79,7 @@ pub fn setup(
     }
     Ok(RecipeSetup {
         drivers: drivers(recipes, &env),
+        mailbox: env.mailbox,
         pool,
     })
 }

@@ -170,3 +170,48 @@ async fn browser_pool_replaces_a_browser_over_its_memory_limit() {
     b.close().await;
     pool.shutdown().await;
 }
+
+/// The value of one series in a text exposition (NaN when absent).
+fn series(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or(f64::NAN)
+}
+
+#[tokio::test]
+async fn browser_pool_samples_feed_the_contexts_memory_and_restart_metrics() {
+    use podcast_worker::executor::PoolSampler;
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = settings(dir.path());
+    s.max_tasks = 1;
+    let pool = BrowserPool::new(s).unwrap();
+    let metrics = crate::helpers::executor::metrics();
+    let mut sampler = PoolSampler::default();
+    let recycled = r#"pw_browser_restarts_total{reason="recycle"}"#;
+
+    let first = pool.open_session().await.unwrap();
+    sampler.sample(&pool, &metrics);
+    let text = metrics.render();
+    assert_eq!(series(&text, "pw_browser_contexts"), 1.0, "{text}");
+    assert!(
+        series(&text, "pw_browser_memory_bytes") > 50.0 * 1024.0 * 1024.0,
+        "{text}"
+    );
+    assert_eq!(series(&text, recycled), 0.0, "{text}");
+    first.close().await;
+
+    // The second task recycles the browser (max 1 task each): counted once, however often sampled.
+    let second = pool.open_session().await.unwrap();
+    sampler.sample(&pool, &metrics);
+    sampler.sample(&pool, &metrics);
+    let text = metrics.render();
+    assert_eq!(series(&text, recycled), 1.0, "{text}");
+    assert_eq!(
+        series(&text, r#"pw_browser_restarts_total{reason="crash"}"#),
+        0.0
+    );
+    second.close().await;
+    sampler.sample(&pool, &metrics);
+    assert_eq!(series(&metrics.render(), "pw_browser_contexts"), 0.0);
+    pool.shutdown().await;
+}

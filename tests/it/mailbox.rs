@@ -1,9 +1,10 @@
 //! The mailbox against a real Dovecot over TLS (started by scripts/test): inbox and Junk searched, `since`
-//! applied to the second, no message used twice, a refused login is permanent, no mail means a timeout.
+//! applied to the second, no message used twice, a refused login is permanent, no mail means a timeout; every
+//! wait reaches the executor's `pw_mail_wait_seconds` through the mailbox observer.
 
 use std::time::{Duration, SystemTime};
 
-use podcast_worker::mailbox::{MailError, MailLogin, MailQuery, Mailbox};
+use podcast_worker::mailbox::{MailError, MailLogin, MailObserver, MailQuery, Mailbox};
 use regex::Regex;
 use secrecy::SecretString;
 use tokio::time::Instant;
@@ -114,7 +115,18 @@ async fn mailbox_ignores_mail_older_than_since() {
     // Arrived a minute before the task started (same day, so IMAP SEARCH SINCE alone would not drop it).
     let before = since - Duration::from_secs(60);
     d.deliver(&email, None, &code_mail(&email, "111111"), before);
-    let mailbox = Mailbox::new(&d.settings()).unwrap();
+    let observed = Mailbox::new(&d.settings()).unwrap();
+    // The observer is set on the original after the clone was made, as the executor does after its drivers.
+    let mailbox = observed.clone();
+    let metrics = crate::helpers::executor::metrics();
+    let observer = |m: std::sync::Arc<podcast_worker::metrics::Metrics>| {
+        std::sync::Arc::new(move |outcome, waited| m.mail_wait(outcome, waited)) as MailObserver
+    };
+    assert!(observed.set_observer(observer(metrics.clone())));
+    assert!(
+        !observed.set_observer(observer(metrics.clone())),
+        "a second observer"
+    );
     let q = query(&email, since, r"code is (\d{6})");
     // Long enough for the one login retry, should Dovecot not have re-read its users file yet.
     let err = mailbox
@@ -133,6 +145,21 @@ async fn mailbox_ignores_mail_older_than_since() {
         .await
         .unwrap();
     assert_eq!(found.value, "222222");
+    let text = metrics.render();
+    let count = |outcome: &str| {
+        let name = format!("pw_mail_wait_seconds_count{{outcome=\"{outcome}\"}} ");
+        text.lines()
+            .find_map(|l| l.strip_prefix(&name)?.parse::<f64>().ok())
+    };
+    assert_eq!(count("timeout"), Some(1.0), "{text}");
+    assert_eq!(count("found"), Some(1.0), "{text}");
+    assert_eq!(count("error"), Some(0.0), "{text}");
+    let timed = "pw_mail_wait_seconds_sum{outcome=\"timeout\"} ";
+    let waited: f64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix(timed)?.parse().ok())
+        .unwrap();
+    assert!((1.0..10.0).contains(&waited), "timeout wait {waited} s");
 }
 
 #[tokio::test]

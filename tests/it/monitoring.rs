@@ -62,7 +62,8 @@ fn monitoring_dashboard_and_rules_read_only_metrics_that_exist() {
             used.insert(name);
         }
     }
-    // The panels cover the brief: throughput, durations, queue, API, outbox, dead letters, browser.
+    // The panels cover the brief: throughput, durations, queue, API, outbox, dead letters, browser, and
+    // fleet control (paused domains, breakers).
     for name in [
         "pw_tasks_finished_total",
         "pw_task_duration_seconds",
@@ -72,6 +73,10 @@ fn monitoring_dashboard_and_rules_read_only_metrics_that_exist() {
         "pw_api_requests_total",
         "pw_outbox_entries",
         "pw_browser_memory_bytes",
+        "pw_tasks_held",
+        "pw_domain_paused",
+        "pw_breaker_state",
+        "pw_breaker_opened_total",
     ] {
         assert!(used.contains(name), "nothing shows {name}");
     }
@@ -119,7 +124,7 @@ fn monitoring_dashboard_reads_the_datasource_variable_defaulting_to_the_provisio
 }
 
 #[test]
-fn monitoring_every_panel_has_a_unit_and_no_query_names_a_scrape_job() {
+fn monitoring_every_panel_has_a_unit_and_no_query_or_alert_names_a_scrape_job() {
     let dash = dashboard();
     for panel in dash["panels"].as_array().unwrap() {
         if panel["type"] == "row" {
@@ -130,11 +135,12 @@ fn monitoring_every_panel_has_a_unit_and_no_query_names_a_scrape_job() {
             .unwrap_or("");
         assert!(!unit.is_empty(), "panel {} has no unit", panel["title"]);
     }
-    // The dashboard names no scrape job (PwTargetDown still reads `up{job=~"fetcher|executor"}`).
+    // Neither the dashboard nor an alert names a scrape job: roles come from `pw_build_info{role}`.
     let exprs = dashboard_exprs()
         .into_iter()
         .map(|(_, e)| e)
-        .chain(dashboard_variable_selectors());
+        .chain(dashboard_variable_selectors())
+        .chain(alert_rules().into_iter().map(|(_, e)| e));
     for expr in exprs {
         assert!(!expr.contains("job="), "hard-coded job in `{expr}`");
     }
