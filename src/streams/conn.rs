@@ -68,10 +68,10 @@ impl RedisTarget {
     /// # Errors
     /// [`StreamError::BadUrl`] for an unusable URL.
     pub fn parse(url: &SecretString) -> Result<Self, StreamError> {
-        let kind = match RedisAddress::parse(url.expose_secret()).map_err(StreamError::BadUrl)? {
+        let kind = match RedisAddress::parse(url.expose_secret()).map_err(StreamError::bad_url)? {
             RedisAddress::Direct => TargetKind::Direct(Box::new(
                 redis::Client::open(url.expose_secret())
-                    .map_err(|_| StreamError::BadUrl("is not a valid Redis URL".into()))?,
+                    .map_err(|_| StreamError::bad_url("is not a valid Redis URL"))?,
             )),
             RedisAddress::Sentinel(address) => {
                 sentinel_client(&address)?;
@@ -144,7 +144,7 @@ fn sentinel_client(address: &SentinelAddress) -> Result<SentinelClient, StreamEr
             ConnectionAddr::Tcp(host.clone(), *port)
         }
     });
-    let bad = |_: RedisError| StreamError::BadUrl("is not a usable Sentinel address".into());
+    let bad = |_: RedisError| StreamError::bad_url("is not a usable Sentinel address");
     let mut builder =
         SentinelClientBuilder::new(nodes, &address.master, SentinelServerType::Master)
             .map_err(bad)?
