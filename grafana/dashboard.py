@@ -102,8 +102,12 @@ ts("Outbox", [('max(pw_outbox_entries)', "results waiting")], 16, "short",
    desc=QUIET + "Finished results the manager has not accepted yet (sampled by the fetcher).")
 nl()
 ts("Fetcher", [
-    (f'sum by (site) (rate(pw_tasks_fetched_total[{R}]))', "fetched {{site}}"),
-    (f'sum by (site) (rate(pw_tasks_deduplicated_total[{R}]))', "deduplicated {{site}}")], 0, "ops")
+    (f'sum by (site) (rate(pw_tasks_fetched_total[{R}]))', "fetched {{site}}")], 0, "ops", w=4,
+   desc="Tasks listed by GET /links.")
+ts("Listed again (deduplicated)", [
+    (f'sum by (site) (rate(pw_tasks_deduplicated_total[{R}]))', "deduplicated {{site}}")], 4, "ops", w=4,
+   desc=QUIET + "Listed tasks already in our hands (queued, running or reported): the manager listed them "
+        "twice and the fetcher skipped them.")
 ts("Fetcher leader", [('sum(pw_fetcher_leader)', "leaders")], 8, "short",
    desc="Fetchers holding the leader lease: 1 when healthy.")
 ts("Backpressure and API key", [
