@@ -100,6 +100,11 @@ impl StreamKeys {
     pub fn listing(&self) -> String {
         format!("{}:fetcher:listing", self.prefix)
     }
+
+    /// The last listing a fetcher finished (a string: JSON of its holder, start, end and limit).
+    pub fn last_listing(&self) -> String {
+        format!("{}:fetcher:last_listing", self.prefix)
+    }
 }
 
 /// Creates the consumer group [`GROUP`] on both task streams (and the streams themselves). The group starts
@@ -161,5 +166,6 @@ mod tests {
         assert_eq!(k.tried(&id), "{pw}:tried:t-1");
         assert_eq!(k.leader(), "{pw}:fetcher:leader");
         assert_eq!(k.listing(), "{pw}:fetcher:listing");
+        assert_eq!(k.last_listing(), "{pw}:fetcher:last_listing");
     }
 }
