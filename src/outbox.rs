@@ -2,7 +2,7 @@
 //! encrypted with ChaCha20-Poly1305 (random 96-bit nonce per write, stored as nonce || ciphertext, the task id
 //! as associated data so a value cannot be moved to another task's key). Does not report anything itself.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use chacha20poly1305::aead::{Aead, Payload};
 use chacha20poly1305::{ChaCha20Poly1305, KeyInit, Nonce};
@@ -11,7 +11,8 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
 use crate::config::OutboxKey;
-use crate::streams::{GROUP, RedisConn, StreamKeys, handover};
+use crate::streams::settle::Settle;
+use crate::streams::{RedisConn, StreamError, StreamKeys, handover};
 use crate::task::{Registration, Site, TaskId};
 
 const NONCE_LEN: usize = 12;
@@ -36,6 +37,20 @@ pub enum OutboxError {
         /// The task whose key held the value.
         task_id: TaskId,
     },
+}
+
+impl From<StreamError> for OutboxError {
+    fn from(e: StreamError) -> Self {
+        match e {
+            StreamError::BadUrl(source) | StreamError::Unavailable { source, .. } => {
+                Self::Unavailable(source)
+            }
+            StreamError::GroupMissing { op } => Self::Unavailable(redis::RedisError::from((
+                redis::ErrorKind::Server(redis::ServerErrorKind::ResponseError),
+                op,
+            ))),
+        }
+    }
 }
 
 /// The report a finished task is waiting to make.
@@ -105,12 +120,7 @@ impl std::fmt::Debug for Outbox {
     }
 }
 
-/// Milliseconds since the Unix epoch.
-pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
+pub use crate::task::now_ms;
 
 impl Outbox {
     /// An outbox under `keys` on `conn`, encrypting with `key`.
@@ -196,24 +206,17 @@ impl Outbox {
         value.map(|v| self.open(task_id, &v)).transpose()
     }
 
-    /// Forgets a reported task: deletes its record and its report lock, and releases its id
-    /// (`handover::push_release`: the inflight marker goes, unless the task was handed out again after our
-    /// `fail`, which is then queued).
+    /// Forgets a reported task: deletes its record and its report lock (if `owner` holds it), and
+    /// releases its id (the one settle: the inflight marker goes, unless the task was handed out again after
+    /// our `fail`, which is then queued).
     ///
     /// # Errors
     /// [`OutboxError::Unavailable`].
-    pub async fn remove(&self, task_id: &TaskId) -> Result<(), OutboxError> {
-        let mut pipe = redis::pipe();
-        pipe.atomic();
-        pipe.cmd("DEL")
-            .arg(self.keys.outbox(task_id))
-            .arg(self.lock_key(task_id))
-            .ignore();
-        handover::push_release(&mut pipe, &self.keys, task_id);
-        let () = pipe
-            .query_async(&mut self.conn.clone())
+    pub async fn remove(&self, task_id: &TaskId, owner: &str) -> Result<(), OutboxError> {
+        Settle::task(task_id, owner)
+            .run(&mut self.conn.clone(), &self.keys)
             .await
-            .map_err(OutboxError::Unavailable)?;
+            .map_err(OutboxError::from)?;
         Ok(())
     }
 
@@ -249,34 +252,23 @@ impl Outbox {
         Ok(before.is_some())
     }
 
-    /// Forgets a task reported from the outbox alone, in one MULTI: acks and deletes its stream entry (if
-    /// still there, e.g. left by an executor that died after writing the record), and deletes its record,
-    /// inflight marker and report lock. So a later reclaim of the entry cannot run the task again.
+    /// Forgets a task reported from the outbox alone, in one script (the one settle): acks and deletes its
+    /// stream entry (if still there, e.g. left by an executor that died after writing the record), and
+    /// deletes its record, inflight marker, run lease and report lock (those two only if `owner`'s). So a
+    /// later reclaim of the entry cannot run the task again.
     ///
     /// # Errors
     /// [`OutboxError::Unavailable`].
-    pub async fn finish(&self, record: &OutboxRecord) -> Result<(), OutboxError> {
-        let mut pipe = redis::pipe();
-        pipe.atomic();
-        if let Some(entry_id) = &record.entry_id {
-            let stream = self.keys.tasks(record.site);
-            pipe.cmd("XACK")
-                .arg(&stream)
-                .arg(GROUP)
-                .arg(entry_id)
-                .ignore();
-            pipe.cmd("XDEL").arg(&stream).arg(entry_id).ignore();
-        }
+    pub async fn finish(&self, record: &OutboxRecord, owner: &str) -> Result<(), OutboxError> {
         let id = &record.task_id;
-        pipe.cmd("DEL")
-            .arg(self.keys.outbox(id))
-            .arg(self.lock_key(id))
-            .ignore();
-        handover::push_release(&mut pipe, &self.keys, id);
-        let () = pipe
-            .query_async(&mut self.conn.clone())
+        let settle = match &record.entry_id {
+            Some(entry_id) => Settle::entry(record.site, entry_id, owner).finished(Some(id)),
+            None => Settle::task(id, owner),
+        };
+        settle
+            .run(&mut self.conn.clone(), &self.keys)
             .await
-            .map_err(OutboxError::Unavailable)?;
+            .map_err(OutboxError::from)?;
         Ok(())
     }
 
@@ -316,7 +308,7 @@ impl Outbox {
         ttl: Duration,
     ) -> Result<bool, OutboxError> {
         let set: Option<String> = redis::cmd("SET")
-            .arg(self.lock_key(task_id))
+            .arg(self.keys.outbox_lock(task_id))
             .arg(owner)
             .arg("NX")
             .arg("PX")
@@ -327,23 +319,19 @@ impl Outbox {
         Ok(set.is_some())
     }
 
-    /// Gives the report right back (the record stays).
+    /// Gives the report right back (the record stays), if `owner` holds it (compare-and-delete, so a
+    /// holder whose lock expired cannot delete the next holder's). Returns whether it was ours.
     ///
     /// # Errors
     /// [`OutboxError::Unavailable`].
-    pub async fn unlock(&self, task_id: &TaskId) -> Result<(), OutboxError> {
-        let () = self
-            .conn
-            .clone()
-            .del(self.lock_key(task_id))
-            .await
-            .map_err(OutboxError::Unavailable)?;
-        Ok(())
-    }
-
-    /// `<prefix>:outbox-lock:<id>`: who is reporting this record right now (outside the `outbox:*` pattern).
-    fn lock_key(&self, task_id: &TaskId) -> String {
-        format!("{}:outbox-lock:{task_id}", self.keys.prefix())
+    pub async fn unlock(&self, task_id: &TaskId, owner: &str) -> Result<bool, OutboxError> {
+        crate::streams::unlock(
+            &mut self.conn.clone(),
+            &self.keys.outbox_lock(task_id),
+            owner,
+        )
+        .await
+        .map_err(OutboxError::from)
     }
 }
 

@@ -372,6 +372,13 @@ pub fn truncate_chars(text: &str, max: usize) -> String {
     }
 }
 
+/// Milliseconds since the Unix epoch (0 for a clock before it).
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

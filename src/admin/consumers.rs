@@ -1,15 +1,12 @@
 //! `pwctl consumers …` and `pwctl drain`: the group's consumers (one per executor process), pruning those
 //! that are gone, and asking one to drain.
 
-use redis::Script;
 use serde_json::json;
 
 use super::output::{human_ms, table};
 use super::status::consumer_rows;
 use super::{AdminError, ConsumersCommand, Ctx, Out};
 use crate::control::now_ms;
-use crate::streams::{GROUP, StreamError};
-use crate::task::Site;
 
 pub(super) async fn run(ctx: &Ctx, command: ConsumersCommand) -> Result<Out, AdminError> {
     match command {
@@ -41,7 +38,6 @@ async fn prune(ctx: &Ctx, idle_secs: u64, dry_run: bool) -> Result<Out, AdminErr
         .iter()
         .filter(|c| c.total_pending() == 0 && c.idle_ms >= min_idle_ms)
         .collect();
-    let script = Script::new(include_str!("lua/prune_consumer.lua"));
     let mut pruned = Vec::new();
     let mut busy = Vec::new();
     for c in &candidates {
@@ -50,16 +46,14 @@ async fn prune(ctx: &Ctx, idle_secs: u64, dry_run: bool) -> Result<Out, AdminErr
             continue;
         }
         // Checked again inside the script: an entry delivered meanwhile must not lose its pending record.
-        let answer: String = script
-            .key(ctx.keys.tasks(Site::Main))
-            .key(ctx.keys.tasks(Site::Sub))
-            .arg(GROUP)
-            .arg(&c.name)
-            .arg(min_idle_ms)
-            .invoke_async(&mut ctx.conn())
-            .await
-            .map_err(StreamError::redis("prune consumer"))?;
-        if answer == "pruned" {
+        let gone = crate::streams::consumer::retire(
+            &mut ctx.conn(),
+            &ctx.keys,
+            &c.name,
+            std::time::Duration::from_millis(min_idle_ms),
+        )
+        .await?;
+        if gone {
             pruned.push(c.name.clone());
         } else {
             busy.push(c.name.clone());

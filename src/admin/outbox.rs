@@ -30,7 +30,7 @@ struct Waiting {
 }
 
 fn lock_key(ctx: &Ctx, id: &TaskId) -> String {
-    format!("{}:outbox-lock:{id}", ctx.keys.prefix())
+    ctx.keys.outbox_lock(id)
 }
 
 fn outbox(ctx: &Ctx) -> Option<Outbox> {
@@ -259,7 +259,6 @@ async fn retry(ctx: &Ctx, ids: &[String], all: bool, force: bool) -> Result<Out,
         .into_iter()
         .map(|c| c.name)
         .collect();
-    let unlock = Script::new(include_str!("lua/unlock_if.lua"));
     let mut results = Vec::new();
     let mut text = String::new();
     let mut refused = 0;
@@ -279,13 +278,9 @@ async fn retry(ctx: &Ctx, ids: &[String], all: bool, force: bool) -> Result<Out,
                 )
             }
             Some(holder) => {
-                let freed: u64 = unlock
-                    .key(lock_key(ctx, &w.id))
-                    .arg(holder)
-                    .invoke_async(&mut ctx.conn())
-                    .await
-                    .map_err(StreamError::redis("unlock outbox"))?;
-                if freed > 0 {
+                let freed =
+                    crate::streams::unlock(&mut ctx.conn(), &lock_key(ctx, &w.id), holder).await?;
+                if freed {
                     (
                         "queued",
                         format!("lock of {holder} freed: reported at the next outbox pass"),
@@ -402,9 +397,10 @@ async fn drop_exported(ctx: &Ctx, ids: &[String], all: bool) -> Result<Out, Admi
             "dropped" => {
                 // The record is gone; let go of the task's id and its stream entry as a settled report would.
                 if let Some(o) = outbox(ctx) {
+                    // The lock was checked free by the drop script; settling as its "owner" frees none.
                     let done = match &w.record {
-                        Some(Ok(r)) => o.finish(r).await,
-                        _ => o.remove(&w.id).await,
+                        Some(Ok(r)) => o.finish(r, "pwctl").await,
+                        _ => o.remove(&w.id, "pwctl").await,
                     };
                     if let Err(e) = done {
                         tracing::warn!(task_id = %w.id, error = %e, "record dropped; releasing its id failed");
@@ -438,13 +434,8 @@ async fn drop_exported(ctx: &Ctx, ids: &[String], all: bool) -> Result<Out, Admi
 
 /// Lets go of a task's id without the outbox key (the record is already deleted).
 async fn release_without_key(ctx: &Ctx, id: &TaskId) -> Result<(), AdminError> {
-    let mut pipe = redis::pipe();
-    pipe.atomic();
-    pipe.cmd("DEL").arg(lock_key(ctx, id)).ignore();
-    crate::streams::handover::push_release(&mut pipe, &ctx.keys, id);
-    let () = pipe
-        .query_async(&mut ctx.conn())
-        .await
-        .map_err(StreamError::redis("release"))?;
+    crate::streams::settle::Settle::task(id, "pwctl")
+        .run(&mut ctx.conn(), &ctx.keys)
+        .await?;
     Ok(())
 }

@@ -544,12 +544,7 @@ impl Control {
     }
 }
 
-/// Milliseconds since the Unix epoch.
-pub fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
+pub use crate::task::now_ms;
 
 /// `pattern` (ending in `*`) with the glob characters of its fixed part escaped (a `{hash tag}` prefix holds
 /// none, but a prefix may).

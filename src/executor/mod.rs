@@ -240,6 +240,17 @@ impl Executor {
         background_stop.cancel();
         background.close();
         background.wait().await;
+        // A clean exit leaves the group when nothing is pending for us (else the entries are reclaimed and
+        // the reclaim pass prunes us a day later).
+        match self.inner.consumer.retire().await {
+            Ok(true) => tracing::info!("left the consumer group"),
+            Ok(false) => tracing::info!(
+                "entries still pending for us: staying in the group for their reclaim"
+            ),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot leave the consumer group; it is pruned later")
+            }
+        }
         if !cancel.is_cancelled() {
             self.inner.gate.drained().await;
         }
@@ -269,10 +280,15 @@ impl Executor {
             match cancel.run_until_cancelled(inner.next_claimed(want)).await {
                 None => break,
                 Some(Ok(Some(claimed))) => self.spawn_task(tasks, claimed, permit, hard_stop),
-                Some(Ok(None)) => inner.metrics.health().record_progress(),
+                Some(Ok(None)) => {
+                    inner.metrics.health().set_redis_failing(false);
+                    inner.metrics.health().record_progress();
+                }
+                Some(Err(e)) if e.is_group_missing() => inner.recover_lost_ledger(&e).await,
                 Some(Err(e)) => {
                     inner.metrics.set_redis_reachable(false);
-                    tracing::warn!(error = %e, "claiming failed; will retry");
+                    inner.metrics.health().set_redis_failing(true);
+                    tracing::warn!(error = %e, code = e.code().unwrap_or(""), "claiming failed; will retry");
                     cancel
                         .run_until_cancelled(tokio::time::sleep(Duration::from_secs(1)))
                         .await;
@@ -309,6 +325,7 @@ impl Inner {
             return Ok(Some(c));
         }
         let claimed = self.consumer.claim(want).await?;
+        self.metrics.health().set_redis_failing(false);
         // A paused domain's entries are held by the gate (still ours, leases renewed) until released.
         let key = |c: &Claimed| {
             c.entry
@@ -325,6 +342,27 @@ impl Inner {
             b.extend(got);
         }
         Ok(first)
+    }
+
+    /// Redis lost the task ledger (NOGROUP: restarted empty, or failed over to a replica that missed
+    /// writes): says so at ERROR with what was last known to be pending, counts it, recreates the groups.
+    /// Claiming carries on at once; a failed recreation is retried by the next claim.
+    async fn recover_lost_ledger(&self, e: &StreamError) {
+        let last = self.metrics.last_pending();
+        tracing::error!(
+            error = %e,
+            code = e.code().unwrap_or(""),
+            pending_at_last_sample = ?last,
+            held_here = self.consumer.held_count(),
+            "Redis lost the task ledger (consumer group missing): entries queued or pending then are lost \
+             and their tasks stay handed out at the manager; recreating the groups"
+        );
+        self.metrics.redis_data_loss("claim");
+        if let Err(e) = self.consumer.recreate_groups().await {
+            self.metrics.health().set_redis_failing(true);
+            tracing::warn!(error = %e, "cannot recreate the consumer groups yet; will retry");
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
     }
 
     fn abandon_buffered(&self) {

@@ -59,6 +59,7 @@ impl Inner {
             Ok(false) => {
                 // Someone is reporting it right now; the record stays until they settle it.
                 if let Err(e) = self.consumer.ack(claimed, None).await {
+                    self.consumer.abandon(claimed);
                     tracing::warn!(error = %e, "ack failed; the entry will be delivered again");
                 }
                 Outcome::Deferred
@@ -122,6 +123,9 @@ impl Inner {
             match self.consumer.ack(claimed, finished).await {
                 Ok(()) => released = settled,
                 Err(e) => {
+                    // Not renewed any more: settled below (`finish`), or delivered again after claim-idle
+                    // and resumed from the outbox.
+                    self.consumer.abandon(claimed);
                     tracing::warn!(error = %e, "ack failed; the entry will be delivered again and resume from the outbox");
                 }
             }
@@ -131,24 +135,30 @@ impl Inner {
         // in the outbox would be reported again by the loop, so its removal is retried while Redis is down.
         let mut budget = if settled { OUTBOX_WRITE_TRIES } else { 1 };
         let cleanup = retry_outbox(&mut budget, "outbox clean-up", || async {
+            let owner = self.consumer.name();
             if settled && !released {
-                self.outbox.finish(&record).await
+                self.outbox.finish(&record, owner).await
             } else {
-                self.outbox.unlock(&record.task_id).await
+                self.outbox.unlock(&record.task_id, owner).await.map(drop)
             }
         })
         .await;
         if let Err(e) = cleanup {
             tracing::warn!(error = %e, "outbox clean-up failed");
         }
-        self.account(&record, fate, result.err())
+        let claimed_for = claimed.map(|c| c.claimed_at.elapsed());
+        self.account(&record, fate, result.err(), claimed_for)
     }
 
     /// Logs and counts a settled (or deferred) report.
-    fn account(&self, record: &OutboxRecord, fate: ReportFate, err: Option<ApiError>) -> Outcome {
+    fn account(
+        &self,
+        record: &OutboxRecord,
+        fate: ReportFate,
+        err: Option<ApiError>,
+        age: Option<Duration>,
+    ) -> Outcome {
         let site = record.site;
-        let age =
-            Duration::from_millis(crate::outbox::now_ms().saturating_sub(record.finished_at_ms));
         match (fate, &record.report) {
             (ReportFate::Accepted, Report::Complete(_)) => {
                 tracing::info!(attempts = record.attempts, "registration reported complete");
@@ -220,7 +230,7 @@ impl Inner {
                 Some(outcome != Outcome::Deferred)
             }
             Ok(None) => {
-                let _ = self.outbox.unlock(id).await;
+                let _ = self.outbox.unlock(id, owner).await;
                 Some(false)
             }
             Err(e @ OutboxError::Tampered { .. }) => {

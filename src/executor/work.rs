@@ -17,6 +17,7 @@ use crate::driver::{Driver, DriverError, FailureKind};
 use crate::metrics::{Outcome as Finished, Stage};
 use crate::outbox::{OutboxError, OutboxRecord, Report, now_ms};
 use crate::streams::consumer::Claimed;
+use crate::streams::fence::Fence;
 use crate::task::{QueueEntry, Registration, Task, truncate_chars};
 use crate::task_api::ApiError;
 
@@ -30,6 +31,21 @@ struct Run<'a> {
     entry: &'a QueueEntry,
     task: &'a Task,
     stop: &'a CancellationToken,
+    fence: &'a Fence,
+}
+
+/// Runs `fut` until it ends, `stop` fires (shutdown past its grace) or another executor takes the run
+/// lease (`fence`). `None` when the run must stop.
+async fn unless_stopped<F: std::future::Future>(
+    stop: &CancellationToken,
+    fence: &Fence,
+    fut: F,
+) -> Option<F::Output> {
+    tokio::select! {
+        out = fut => Some(out),
+        () = stop.cancelled() => None,
+        () = fence.stolen().cancelled() => None,
+    }
 }
 
 impl Inner {
@@ -48,9 +64,22 @@ impl Inner {
             return Outcome::Released; // poison_reason covers every undecodable entry
         };
         let span = tracing::info_span!("task", task_id = %entry.id, site = %entry.site, domain = %entry.domain);
-        self.run_entry(&claimed, &entry, stop)
-            .instrument(span)
-            .await
+        async {
+            let fence = match self.consumer.fence(&claimed).await {
+                Ok(Some(fence)) => fence,
+                Ok(None) => {
+                    tracing::info!("another executor holds this task's run lease; leaving the entry to it");
+                    return self.release(&claimed);
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot take the run lease; the entry will be delivered again");
+                    return self.release(&claimed);
+                }
+            };
+            self.run_entry(&claimed, &entry, stop, &fence).await
+        }
+        .instrument(span)
+        .await
     }
 
     /// Step 2: dead-letter; a decodable entry's task is started and failed so it ends with one report.
@@ -86,8 +115,9 @@ impl Inner {
                     Ok(e) => (e.site, e.domain.as_str()),
                     Err(_) => (claimed.site, ""),
                 };
+                let claimed_for = Some(claimed.claimed_at.elapsed());
                 self.metrics
-                    .task_finished(site, domain, Finished::DeadLettered, Duration::ZERO);
+                    .task_finished(site, domain, Finished::DeadLettered, claimed_for);
                 Outcome::DeadLettered
             }
             Err(e) => {
@@ -103,6 +133,7 @@ impl Inner {
         claimed: &Claimed,
         entry: &QueueEntry,
         stop: &CancellationToken,
+        fence: &Fence,
     ) -> Outcome {
         if let Some(done) = self.check_outbox(claimed, entry).await {
             return done;
@@ -124,6 +155,10 @@ impl Inner {
         let Some(_domain_permit) = self.domain_permit(&entry.domain, stop).await else {
             return self.release(claimed);
         };
+        if fence.is_stolen() {
+            tracing::warn!("run lease lost before the start; the other holder runs the task");
+            return self.release(claimed);
+        }
         let t0 = Instant::now();
         if let Err(e) = self.api.start(&entry.id).await {
             return self.on_api_error(claimed, entry, &e, false).await;
@@ -138,6 +173,7 @@ impl Inner {
             entry,
             task: &task,
             stop,
+            fence,
         };
         self.register_and_report(driver.as_ref(), run).await
     }
@@ -165,7 +201,14 @@ impl Inner {
         let Run { claimed, entry, .. } = run;
         let t0 = Instant::now();
         let Some((result, attempts)) = self.attempts(driver, &run).await else {
-            tracing::warn!("shutdown: abandoning the running task; its entry stays un-acked");
+            if run.fence.is_stolen() {
+                tracing::warn!(
+                    "run lease lost (this executor stalled past claim-idle): the run stopped; the executor \
+                     now holding the lease runs the task"
+                );
+            } else {
+                tracing::warn!("shutdown: abandoning the running task; its entry stays un-acked");
+            }
             return self.release(claimed);
         };
         self.metrics
@@ -234,8 +277,9 @@ impl Inner {
             tracing::warn!(error = %e, "ack failed; the entry will be delivered again");
             return self.release(claimed);
         }
+        let claimed_for = Some(claimed.claimed_at.elapsed());
         self.metrics
-            .task_finished(entry.site, &entry.domain, how, Duration::ZERO);
+            .task_finished(entry.site, &entry.domain, how, claimed_for);
         Outcome::Gone
     }
 
@@ -295,7 +339,11 @@ impl Inner {
         run: &Run<'_>,
     ) -> Option<(Result<Registration, DriverError>, u32)> {
         let Run {
-            entry, task, stop, ..
+            entry,
+            task,
+            stop,
+            fence,
+            ..
         } = *run;
         let limit = self.cfg.task_attempts.max(1);
         let earlier = match self.outbox.begin_run(&task.id).await {
@@ -310,7 +358,7 @@ impl Inner {
                 self.cfg.task_timeout,
                 driver.register_attempt(task, attempt.saturating_add(earlier)),
             );
-            let transient = match stop.run_until_cancelled(run).await? {
+            let transient = match unless_stopped(stop, fence, run).await? {
                 Ok(Ok(reg)) => {
                     let checked = validate_registration(&reg, entry.site)
                         .map(|()| reg)
@@ -337,7 +385,7 @@ impl Inner {
                 .task_retry(entry.site, driver_error_class(&transient));
             let delay = self.cfg.task_backoff * 2u32.saturating_pow(attempt - 1);
             tracing::warn!(attempt, error = %transient, delay_ms = delay.as_millis() as u64, "attempt failed; retrying");
-            stop.run_until_cancelled(tokio::time::sleep(delay)).await?;
+            unless_stopped(stop, fence, tokio::time::sleep(delay)).await?;
         }
         None
     }

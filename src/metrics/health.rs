@@ -20,6 +20,8 @@ enum Reach {
 #[derive(Debug)]
 struct State {
     last_progress: Instant,
+    /// Since when every claim (or measure) against Redis has failed, if it has.
+    redis_failing_since: Option<Instant>,
     waiting_since: Option<Instant>,
     redis: Reach,
     manager: Reach,
@@ -67,6 +69,7 @@ impl Health {
             stall_after,
             state: Mutex::new(State {
                 last_progress: Instant::now(),
+                redis_failing_since: None,
                 waiting_since: None,
                 redis: Reach::Unknown,
                 manager: Reach::Unknown,
@@ -101,9 +104,28 @@ impl Health {
         }
     }
 
-    /// Unhealthy when work has waited longer than the threshold and nothing progressed in that time.
+    /// Records whether the process's main Redis work (an executor's claims) is failing. Failing for the
+    /// stall threshold without a break makes the process unhealthy, so an orchestrator restarts a process
+    /// wedged on Redis (the clock starts at the first `true` after a `false`).
+    pub fn set_redis_failing(&self, failing: bool) {
+        let mut s = self.state();
+        match (failing, s.redis_failing_since) {
+            (true, None) => s.redis_failing_since = Some(Instant::now()),
+            (false, _) => s.redis_failing_since = None,
+            (true, Some(_)) => {}
+        }
+    }
+
+    /// Unhealthy when work has waited longer than the threshold and nothing progressed in that time, or
+    /// when Redis work has failed for that long.
     pub fn liveness(&self) -> Liveness {
         let s = self.state();
+        if let Some(since) = s.redis_failing_since {
+            let failing = Instant::now().saturating_duration_since(since);
+            if failing >= self.stall_after {
+                return Liveness::Stalled { waiting: failing };
+            }
+        }
         let Some(since) = s.waiting_since else {
             return Liveness::Healthy;
         };
@@ -193,6 +215,22 @@ mod tests {
         tokio::time::advance(STALL * 2).await;
         h.set_work_waiting(false);
         assert_eq!(h.liveness(), Liveness::Healthy);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn redis_failing_for_the_threshold_is_unhealthy_until_it_works_again() {
+        let h = Health::new(STALL);
+        h.set_redis_failing(true);
+        tokio::time::advance(STALL - Duration::from_secs(1)).await;
+        h.set_redis_failing(true); // repeating does not restart the clock
+        assert_eq!(h.liveness(), Liveness::Healthy);
+        tokio::time::advance(Duration::from_secs(1)).await;
+        assert!(matches!(h.liveness(), Liveness::Stalled { .. }));
+        h.set_redis_failing(false);
+        assert_eq!(h.liveness(), Liveness::Healthy);
+        h.set_redis_failing(true);
+        tokio::time::advance(STALL / 2).await;
+        assert_eq!(h.liveness(), Liveness::Healthy, "the clock restarted");
     }
 
     #[test]

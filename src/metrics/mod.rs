@@ -152,6 +152,9 @@ impl Metrics {
         for f in UNDECODABLE_FATES {
             c.listed_undecodable.with_label_values(&[f]);
         }
+        for op in DATA_LOSS_OPS {
+            c.data_loss.with_label_values(&[op]);
+        }
     }
 
     /// The registry (for tests and for adding process-specific collectors).
@@ -199,6 +202,31 @@ impl Metrics {
             .inc();
     }
 
+    /// Redis lost the task ledger (NOGROUP), noticed at `op` (one of [`DATA_LOSS_OPS`]; anything else folds
+    /// into `claim`).
+    pub fn redis_data_loss(&self, op: &str) {
+        let op = DATA_LOSS_OPS
+            .into_iter()
+            .find(|o| *o == op)
+            .unwrap_or("claim");
+        self.counters.data_loss.with_label_values(&[op]).inc();
+    }
+
+    /// The last sampled `pending` of each task stream (what a loss of the ledger may have cost).
+    pub fn last_pending(&self) -> Vec<(&'static str, i64)> {
+        Site::ALL
+            .iter()
+            .map(|s| {
+                let v = self
+                    .gauges
+                    .stream_pending
+                    .with_label_values(&[s.as_str()])
+                    .get();
+                (s.as_str(), v)
+            })
+            .collect()
+    }
+
     /// Listed items that could not be decoded: `queued` by a salvaged id, or `dropped` without one.
     pub fn listed_undecodable(&self, queued: u64, dropped: u64) {
         let c = &self.counters.listed_undecodable;
@@ -231,17 +259,27 @@ impl Metrics {
             .inc();
     }
 
-    /// A task left our hands; `elapsed` is from claim to ack. Also counts as progress for `/healthz`.
-    pub fn task_finished(&self, site: Site, domain: &str, outcome: Outcome, elapsed: Duration) {
+    /// A task left our hands. Also counts as progress for `/healthz`.
+    /// `claimed_for` is the time from this process's claim of the entry to its ack (`None` for a result
+    /// reported from the outbox alone: no claim to measure from).
+    pub fn task_finished(
+        &self,
+        site: Site,
+        domain: &str,
+        outcome: Outcome,
+        claimed_for: Option<Duration>,
+    ) {
         let (s, d) = (site.as_str(), self.domain_label(domain));
         self.counters
             .finished
             .with_label_values(&[s, d, outcome.as_str()])
             .inc();
-        self.histograms
-            .task
-            .with_label_values(&[s, outcome.as_str()])
-            .observe(elapsed.as_secs_f64());
+        if let Some(elapsed) = claimed_for {
+            self.histograms
+                .task
+                .with_label_values(&[s, outcome.as_str()])
+                .observe(elapsed.as_secs_f64());
+        }
         self.health.record_progress();
     }
 

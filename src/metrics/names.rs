@@ -19,6 +19,7 @@ pub(super) struct Counters {
     pub(super) browser_restarts: IntCounterVec,
     pub(super) listings_lost: IntCounterVec,
     pub(super) listed_undecodable: IntCounterVec,
+    pub(super) data_loss: IntCounterVec,
 }
 
 /// Histogram families (all `_seconds`).
@@ -99,6 +100,11 @@ pub const FETCHER_LISTINGS_LOST: &str = "pw_fetcher_listings_lost_total";
 /// Listed items that could not be decoded, by `fate`: `queued` (an id was salvaged; the executor reads the
 /// task again or fails it) or `dropped` (no usable id: cannot be queued or reported).
 pub const LISTED_ITEMS_UNDECODABLE: &str = "pw_listed_items_undecodable_total";
+/// Times this process found that Redis had lost the task ledger (the consumer group or a stream gone:
+/// NOGROUP), by `op` ([`DATA_LOSS_OPS`]: an executor's claim, a fetcher's backlog measure); the groups were recreated.
+pub const REDIS_DATA_LOSS: &str = "pw_redis_data_loss_total";
+/// `op` values of [`REDIS_DATA_LOSS`]: where the loss was noticed.
+pub const DATA_LOSS_OPS: [&str; 2] = ["claim", "backlog"];
 /// `reason` values of [`FETCHER_LISTINGS_LOST`]: `interrupted` (a fetcher died with a listing under way,
 /// found by the next leader), `unreadable` (a listing answer could not be read at all), `unqueued` (listed
 /// but Redis refused the page until the fetcher gave up; the ids are logged).
@@ -145,6 +151,7 @@ pub const ALL: &[&str] = &[
     BROWSER_RESTARTS,
     FETCHER_LISTINGS_LOST,
     LISTED_ITEMS_UNDECODABLE,
+    REDIS_DATA_LOSS,
     BROWSER_CONTEXTS,
     BROWSER_MEMORY,
     MAIL_WAIT,
@@ -330,6 +337,12 @@ pub(super) fn counters(r: &RoleRegistry<'_>) -> prometheus::Result<Counters> {
             LISTED_ITEMS_UNDECODABLE,
             "Listed items that could not be decoded.",
             &["fate"],
+        )?,
+        data_loss: counter(
+            r,
+            REDIS_DATA_LOSS,
+            "Times Redis was found to have lost the task ledger (consumer group or stream gone); recreated.",
+            &["op"],
         )?,
     })
 }

@@ -139,7 +139,7 @@ fn unknown_domains_fold_into_other_without_new_series() {
         Site::Sub,
         "x.example",
         Outcome::Failed,
-        Duration::from_secs(3),
+        Some(Duration::from_secs(3)),
     );
     assert_eq!(families(&m)[TASKS_ENQUEUED].1.len(), before);
     let text = m.render();

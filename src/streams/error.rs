@@ -17,11 +17,39 @@ pub enum StreamError {
         #[source]
         source: redis::RedisError,
     },
+    /// Redis answered NOGROUP: the consumer group (or its stream) is gone, so Redis lost its data (restarted
+    /// without persistence, or failed over to a replica that missed writes). Recreate the groups
+    /// ([`super::ensure_groups`]), report the loss, carry on.
+    #[error("Redis {op} failed: the consumer group is missing (NOGROUP); Redis lost its data")]
+    GroupMissing {
+        /// The command or step that failed.
+        op: &'static str,
+    },
 }
 
 impl StreamError {
     /// Wraps a Redis error of the command `op`.
     pub(crate) fn redis(op: &'static str) -> impl FnOnce(redis::RedisError) -> Self {
-        move |source| Self::Unavailable { op, source }
+        move |source| {
+            if source.code() == Some("NOGROUP") {
+                Self::GroupMissing { op }
+            } else {
+                Self::Unavailable { op, source }
+            }
+        }
+    }
+
+    /// The Redis error code (`NOGROUP`, `READONLY`, `LOADING`…), for logs: never the message, which could
+    /// hold a value we sent.
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            Self::BadUrl(e) | Self::Unavailable { source: e, .. } => e.code(),
+            Self::GroupMissing { .. } => Some("NOGROUP"),
+        }
+    }
+
+    /// Whether Redis lost the groups (see [`StreamError::GroupMissing`]).
+    pub fn is_group_missing(&self) -> bool {
+        matches!(self, Self::GroupMissing { .. })
     }
 }

@@ -1,19 +1,31 @@
-//! Redis Streams as our task queue. Key layout (all under one configurable prefix, which should hold a
-//! `{hash tag}` so scripts and MULTI stay on one Redis Cluster slot):
+//! The task ledger: Redis Streams as our task queue and every other piece of a task's life in Redis, in
+//! this module and nowhere else. The fetcher ([`producer`]), the executor ([`consumer`], [`fence`]) and
+//! the outbox call it; none of them builds a key or a script. Each Lua script is its own file in `lua/`
+//! (`scripts.rs`). The key table (all under one configurable prefix, which should hold a `{hash tag}` so the
+//! scripts stay on one slot):
 //!
-//! | key | holds |
-//! |---|---|
-//! | `<prefix>:tasks:main`, `<prefix>:tasks:sub` | one entry per task handed to us: field `task` = versioned JSON ([`crate::task::QueueEntry`]), ids and routing only, never credentials |
-//! | group [`GROUP`] on both | every executor process is one consumer named `<host>-<pid>` |
-//! | `<prefix>:inflight:<id>` | set with the XADD, atomically; stops an id from being queued twice; value `failing` while our `fail` is reported (cleared when the task is let go), `completing` once we report `complete` (kept until it expires; see [`handover`]) |
-//! | `<prefix>:tried:<id>` | a driver ran this task (7 days): its next run is a retry |
-//! | `<prefix>:relisted:<id>` | a hand-out of the id seen after our `fail` (see [`handover`]); queued again when the id is released |
-//! | `<prefix>:outbox:<id>` | a finished registration's result, encrypted; deleted once the manager accepted it |
-//! | `<prefix>:tasks:dead` | dead-letter stream: entries that could not be processed, each with a reason |
-//! | `<prefix>:fetcher:leader` | the fetcher's leader lease |
-//! | `<prefix>:fetcher:listing` | hash, one field per fetcher token: a `GET /links` under way (start, limit, heartbeat), removed once its page is queued; a stale one is a listing lost with its fetcher |
+//! | key | holds | written by | removed by |
+//! |---|---|---|---|
+//! | `<prefix>:tasks:main`, `<prefix>:tasks:sub` | one entry per task handed to us: field `task` = versioned JSON ([`crate::task::QueueEntry`]), ids and routing only, never credentials | fetcher (`enqueue.lua`, with the marker) | settle (`XACK` + `XDEL`) |
+//! | group [`GROUP`] on both | every executor process is one consumer named `<host>-<pid>` | any role, `XGROUP CREATE … MKSTREAM` at start-up and whenever Redis answers NOGROUP | `retire.lua` (clean exit, or gone a day with nothing pending) |
+//! | `<prefix>:inflight:<id>` | the id is in our hands ([`handover::Marker`]: `queued`, `failing`, `completing`, `requeued`); TTL `PW_INFLIGHT_TTL_SECS` | fetcher; the executor before a report | settle of a finished task (a `completing` marker is kept until it expires) |
+//! | `<prefix>:relisted:<id>` | hash `site`, `payload`: a hand-out of the id seen after our `fail` | fetcher (`enqueue.lua`) | settle, which queues it again |
+//! | `<prefix>:tried:<id>` | a driver ran this task (7 days): its next run is a retry | executor, before the driver | expiry |
+//! | `<prefix>:run:<id>` | the run lease, the fence: the consumer running the task; TTL claim-idle, renewed with the entries | executor before it runs a task ([`fence`]), `renew.lua` | settle (if ours), expiry |
+//! | `<prefix>:consumer:<name>` | the consumer's heartbeat (ms); TTL claim-idle, renewed every `PW_LEASE_RENEW_MS` | `renew.lua` | expiry, `retire.lua` |
+//! | `<prefix>:outbox:<id>` | a finished registration's result, encrypted; deleted once the manager accepted it | executor | settle of a finished task, `pwctl outbox drop` |
+//! | `<prefix>:outbox-lock:<id>` | who reports that record right now (consumer name); TTL = one report's budget | executor, outbox loop (`SET NX PX`) | its owner only (`unlock.lua`, settle) |
+//! | `<prefix>:tasks:dead` | dead-letter stream: entries that could not be processed, each with a reason | settle with a dead-letter copy | `pwctl dead purge` |
+//! | `<prefix>:fetcher:leader` | the fetcher's leader lease | fetcher leader | its owner (compare-and-delete) |
+//! | `<prefix>:fetcher:listing` | hash, one field per fetcher token: a `GET /links` under way (start, limit, heartbeat), removed once its page is queued; a stale one is a listing lost with its fetcher | fetcher | fetcher |
+//! | `<prefix>:control:*` | paused domains, breaker state and drain requests (`control` module) | pwctl, executors | pwctl, expiry |
+//! | `<prefix>:totp:*` | TOTP codes already typed, fleet-wide (`totp` module) | recipe driver | expiry |
 //!
 //! Main-site work is read before sub-site work. Finished entries are XACKed and XDELed together.
+//!
+//! Redis that comes back empty (restarted without persistence, or failed over to a replica that lost
+//! writes) answers NOGROUP: [`StreamError::GroupMissing`]. Every role then recreates the groups
+//! ([`ensure_groups`]) and carries on, and reports the loss (`pw_redis_data_loss_total`).
 
 use std::time::Duration;
 
@@ -25,8 +37,11 @@ use crate::task::{Site, TaskId};
 mod conn;
 pub mod consumer;
 mod error;
+pub mod fence;
 pub mod handover;
 pub mod producer;
+pub(crate) mod scripts;
+pub(crate) mod settle;
 
 pub use conn::{RedisConn, RedisTarget};
 pub use error::StreamError;
@@ -37,7 +52,37 @@ pub const GROUP: &str = "executors";
 /// Field of a stream entry holding the JSON payload.
 pub const ENTRY_FIELD: &str = "task";
 
-/// Builds every Redis key from the configured prefix.
+/// The per-task keys of the table above.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TaskKey {
+    /// `inflight:<id>`.
+    Inflight,
+    /// `relisted:<id>`.
+    Relisted,
+    /// `tried:<id>`.
+    Tried,
+    /// `run:<id>`.
+    Run,
+    /// `outbox:<id>`.
+    Outbox,
+    /// `outbox-lock:<id>`.
+    OutboxLock,
+}
+
+impl TaskKey {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Inflight => "inflight",
+            Self::Relisted => "relisted",
+            Self::Tried => "tried",
+            Self::Run => "run",
+            Self::Outbox => "outbox",
+            Self::OutboxLock => "outbox-lock",
+        }
+    }
+}
+
+/// Builds every Redis key of the table above from the configured prefix.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StreamKeys {
     prefix: String,
@@ -66,14 +111,30 @@ impl StreamKeys {
         format!("{}:tasks:dead", self.prefix)
     }
 
+    /// A per-task key; without a task, one ending in an empty id, which no task has.
+    pub(crate) fn per_task(&self, key: TaskKey, id: Option<&TaskId>) -> String {
+        let id = id.map_or("", TaskId::as_str);
+        format!("{}:{}:{id}", self.prefix, key.as_str())
+    }
+
+    /// The prefix of per-task keys of one kind (Lua scripts append the id).
+    pub(crate) fn per_task_prefix(&self, key: TaskKey) -> String {
+        format!("{}:{}:", self.prefix, key.as_str())
+    }
+
     /// The de-duplication marker of a task in our hands.
     pub fn inflight(&self, id: &TaskId) -> String {
-        format!("{}:inflight:{id}", self.prefix)
+        self.per_task(TaskKey::Inflight, Some(id))
     }
 
     /// The encrypted result of a finished task awaiting its report.
     pub fn outbox(&self, id: &TaskId) -> String {
-        format!("{}:outbox:{id}", self.prefix)
+        self.per_task(TaskKey::Outbox, Some(id))
+    }
+
+    /// Who is reporting `id`'s outbox record right now.
+    pub fn outbox_lock(&self, id: &TaskId) -> String {
+        self.per_task(TaskKey::OutboxLock, Some(id))
     }
 
     /// Pattern matching every outbox key (for SCAN).
@@ -83,12 +144,22 @@ impl StreamKeys {
 
     /// A hand-out of `id` seen after our `fail` for it was sent, waiting for the id's release.
     pub fn relisted(&self, id: &TaskId) -> String {
-        format!("{}:relisted:{id}", self.prefix)
+        self.per_task(TaskKey::Relisted, Some(id))
     }
 
     /// Set when a driver starts running `id` (7 days): a later run of it is a retry.
     pub fn tried(&self, id: &TaskId) -> String {
-        format!("{}:tried:{id}", self.prefix)
+        self.per_task(TaskKey::Tried, Some(id))
+    }
+
+    /// The run lease of `id`: which consumer runs it (the fence).
+    pub fn run(&self, id: &TaskId) -> String {
+        self.per_task(TaskKey::Run, Some(id))
+    }
+
+    /// A consumer's heartbeat.
+    pub fn heartbeat(&self, consumer: &str) -> String {
+        format!("{}:consumer:{consumer}", self.prefix)
     }
 
     /// The fetcher's leader lease.
@@ -135,6 +206,25 @@ pub async fn ensure_groups<C: ConnectionLike>(
     Ok(())
 }
 
+/// Deletes the lock `key` only if `owner` holds it (compare-and-delete, `unlock.lua`): a holder whose lock
+/// expired cannot delete the next holder's. Returns whether it was ours.
+///
+/// # Errors
+/// [`StreamError`].
+pub async fn unlock<C: ConnectionLike>(
+    conn: &mut C,
+    key: &str,
+    owner: &str,
+) -> Result<bool, StreamError> {
+    let gone: i64 = scripts::UNLOCK
+        .key(key)
+        .arg(owner)
+        .invoke_async(conn)
+        .await
+        .map_err(StreamError::redis("unlock"))?;
+    Ok(gone == 1)
+}
+
 /// Opens a reconnecting Redis connection ([`RedisConn`]) from the settings' URL.
 /// `response_timeout` bounds each command; give blocking reads more than their BLOCK time.
 ///
@@ -164,6 +254,11 @@ mod tests {
         assert_eq!(k.outbox(&id), "{pw}:outbox:t-1");
         assert_eq!(k.relisted(&id), "{pw}:relisted:t-1");
         assert_eq!(k.tried(&id), "{pw}:tried:t-1");
+        assert_eq!(k.run(&id), "{pw}:run:t-1");
+        assert_eq!(k.outbox_lock(&id), "{pw}:outbox-lock:t-1");
+        assert_eq!(k.heartbeat("h-1"), "{pw}:consumer:h-1");
+        assert_eq!(k.per_task(TaskKey::Inflight, None), "{pw}:inflight:");
+        assert_eq!(k.per_task_prefix(TaskKey::Run), "{pw}:run:");
         assert_eq!(k.leader(), "{pw}:fetcher:leader");
         assert_eq!(k.listing(), "{pw}:fetcher:listing");
         assert_eq!(k.last_listing(), "{pw}:fetcher:last_listing");

@@ -1,5 +1,5 @@
 //! The producer side of the task streams: atomic de-duplication with enqueue, and backlog measurement.
-//! One Lua script sets `<prefix>:inflight:<id>` (NX, with a TTL) and XADDs only if that SET succeeded, so
+//! One Lua script (`lua/enqueue.lua`) sets `<prefix>:inflight:<id>` (NX, with a TTL) and XADDs only if that SET succeeded, so
 //! an id already in our hands is never queued twice, whether the API repeats it or a second fetcher runs.
 //! Reading, acking and reclaiming are the consumer's (`consumer.rs`).
 
@@ -7,26 +7,12 @@ use std::time::Duration;
 
 use redis::streams::StreamInfoGroupsReply;
 
-use super::handover::FAILING;
-use super::{ENTRY_FIELD, GROUP, RedisConn, StreamError, StreamKeys, connect, ensure_groups};
+use super::handover::Marker;
+use super::{
+    ENTRY_FIELD, GROUP, RedisConn, StreamError, StreamKeys, connect, ensure_groups, scripts,
+};
 use crate::config::StreamSettings;
 use crate::task::{QueueEntry, Site};
-
-/// `KEYS[1]` inflight marker, `KEYS[2]` stream, `KEYS[3]` relisted record; `ARGV`: marker value, TTL seconds,
-/// MAXLEN, field, payload, the marker value meaning "our `fail` is under way", site. Returns the new entry id;
-/// 1 when the id is ours but its `fail` was under way, so the hand-out is recorded for later
-/// ([`super::handover`]); false (nil) for a plain duplicate.
-const ENQUEUE_LUA: &str = r"
-if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[2]) then
-  return redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*', ARGV[4], ARGV[5])
-end
-if redis.call('GET', KEYS[1]) == ARGV[6] then
-  redis.call('HSET', KEYS[3], 'site', ARGV[7], 'payload', ARGV[5])
-  redis.call('EXPIRE', KEYS[3], ARGV[2])
-  return 1
-end
-return false
-";
 
 /// Response timeout of producer commands; a whole page is one pipeline.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(5);
@@ -66,7 +52,6 @@ pub struct Producer {
     keys: StreamKeys,
     maxlen: usize,
     inflight_ttl: Duration,
-    script: redis::Script,
 }
 
 impl std::fmt::Debug for Producer {
@@ -97,7 +82,6 @@ impl Producer {
             keys,
             maxlen: settings.maxlen,
             inflight_ttl,
-            script: redis::Script::new(ENQUEUE_LUA),
         })
     }
 
@@ -127,23 +111,23 @@ impl Producer {
             .iter()
             .map(|e| {
                 let stream = self.keys.tasks(e.site);
-                let mut inv = self.script.prepare_invoke();
+                let mut inv = scripts::ENQUEUE.prepare_invoke();
                 inv.key(self.keys.inflight(&e.id))
                     .key(&stream)
                     .key(self.keys.relisted(&e.id))
-                    .arg(&stream)
+                    .arg(Marker::Queued.as_str())
                     .arg(ttl)
                     .arg(self.maxlen)
                     .arg(ENTRY_FIELD)
                     .arg(e.encode())
-                    .arg(FAILING)
+                    .arg(Marker::Failing.as_str())
                     .arg(e.site.as_str());
                 inv
             })
             .collect();
         let mut pipe = redis::pipe();
         // Loading first makes the EVALSHAs safe after a Redis restart emptied the script cache.
-        pipe.load_script(&self.script).ignore();
+        pipe.load_script(&scripts::ENQUEUE).ignore();
         for inv in &invocations {
             pipe.invoke_script(inv);
         }
@@ -190,8 +174,26 @@ impl Producer {
             .arg(&key)
             .query_async(&mut conn)
             .await
-            .map_err(StreamError::redis("XINFO GROUPS"))?;
+            .map_err(|e| {
+                // A stream that vanished answers "no such key": the ledger is gone as with NOGROUP.
+                if e.code() == Some("ERR") && e.to_string().contains("no such key") {
+                    StreamError::GroupMissing { op: "XINFO GROUPS" }
+                } else {
+                    StreamError::redis("XINFO GROUPS")(e)
+                }
+            })?;
+        if !info.groups.iter().any(|g| g.name == GROUP) {
+            return Err(StreamError::GroupMissing { op: "XINFO GROUPS" });
+        }
         Ok(backlog_of(&info, len))
+    }
+
+    /// Recreates the consumer groups (and streams) after Redis lost them. Idempotent.
+    ///
+    /// # Errors
+    /// [`StreamError`] when Redis cannot be reached.
+    pub async fn recreate_groups(&self) -> Result<(), StreamError> {
+        ensure_groups(&mut self.conn.clone(), &self.keys).await
     }
 }
 

@@ -348,7 +348,26 @@ async fn pwctl_drain_stops_one_executor_after_its_tasks_and_prune_removes_its_co
         .iter()
         .map(|c| c["name"].as_str().unwrap())
         .collect();
-    assert!(names.contains(&"drainee"), "{names:?}");
+    // A clean exit with nothing pending leaves the group (and deletes the heartbeat).
+    assert!(!names.contains(&"drainee"), "{names:?}");
+    let mut conn = crate::helpers::redis_conn().await;
+    let keys = StreamKeys::new(&prefix);
+    assert!(
+        !redis::AsyncCommands::exists::<_, bool>(&mut conn, keys.heartbeat("drainee"))
+            .await
+            .unwrap()
+    );
+    // A consumer that vanished without leaving (SIGKILL) is pruned by hand.
+    for site in [Site::Main, Site::Sub] {
+        let _: () = redis::cmd("XGROUP")
+            .arg("CREATECONSUMER")
+            .arg(keys.tasks(site))
+            .arg("executors")
+            .arg("gone-1")
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+    }
     // A consumer holding an entry is never pruned, however idle.
     let busy = Consumer::connect(&stream_settings(&prefix), "busy-1")
         .await
@@ -365,11 +384,11 @@ async fn pwctl_drain_stops_one_executor_after_its_tasks_and_prune_removes_its_co
         ok(&dry)["pruned"]
             .as_array()
             .unwrap()
-            .contains(&"drainee".into())
+            .contains(&"gone-1".into())
     );
     let prune = pwctl(&prefix, &["consumers", "prune", "--idle-secs", "0"]).await;
     let pruned = ok(&prune)["pruned"].as_array().unwrap().clone();
-    assert!(pruned.contains(&"drainee".into()), "{pruned:?}");
+    assert!(pruned.contains(&"gone-1".into()), "{pruned:?}");
     assert!(!pruned.contains(&"busy-1".into()), "{pruned:?}");
     let after = pwctl(&prefix, &["consumers", "ls"]).await;
     let left: Vec<&str> = ok(&after)["consumers"]
@@ -379,7 +398,7 @@ async fn pwctl_drain_stops_one_executor_after_its_tasks_and_prune_removes_its_co
         .map(|c| c["name"].as_str().unwrap())
         .collect();
     assert!(
-        left.contains(&"busy-1") && !left.contains(&"drainee"),
+        left.contains(&"busy-1") && !left.contains(&"gone-1"),
         "{left:?}"
     );
     cleanup(&prefix).await;

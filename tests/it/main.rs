@@ -6,6 +6,7 @@ mod admin;
 mod binaries;
 mod broken_listing;
 mod browser_pool;
+mod chaos;
 mod compose;
 mod compose_stack;
 mod control;

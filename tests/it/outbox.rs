@@ -70,7 +70,7 @@ async fn outbox_stores_only_ciphertext_and_round_trips() {
     assert_eq!(reg.cookie.unwrap().expose_secret(), COOKIE);
     assert_eq!(reg.link_rss.as_deref(), Some("https://a.test/rss/1"));
     assert_eq!(ob.waiting().await.unwrap(), vec![rec.task_id.clone()]);
-    ob.remove(&rec.task_id).await.unwrap();
+    ob.remove(&rec.task_id, "c").await.unwrap();
     assert!(ob.get(&rec.task_id).await.unwrap().is_none());
     assert!(ob.waiting().await.unwrap().is_empty());
     cleanup(&prefix).await;
@@ -134,7 +134,37 @@ async fn outbox_report_lock_is_exclusive_until_released() {
     let id = TaskId::parse("t1").unwrap();
     assert!(ob.lock(&id, "a", Duration::from_secs(30)).await.unwrap());
     assert!(!ob.lock(&id, "b", Duration::from_secs(30)).await.unwrap());
-    ob.unlock(&id).await.unwrap();
+    assert!(ob.unlock(&id, "a").await.unwrap());
     assert!(ob.lock(&id, "b", Duration::from_secs(30)).await.unwrap());
+    cleanup(&prefix).await;
+}
+
+/// A slow holder whose lock expired must not delete the next holder's lock (compare-and-delete).
+#[tokio::test]
+async fn outbox_lock_is_released_only_by_its_owner() {
+    let prefix = unique_prefix();
+    let ob = outbox(&prefix, 7).await;
+    let id = TaskId::parse("t1").unwrap();
+    assert!(
+        ob.lock(&id, "slow", Duration::from_millis(50))
+            .await
+            .unwrap()
+    );
+    tokio::time::sleep(Duration::from_millis(120)).await;
+    assert!(
+        ob.lock(&id, "next", Duration::from_secs(30)).await.unwrap(),
+        "the expired lock is free"
+    );
+    assert!(
+        !ob.unlock(&id, "slow").await.unwrap(),
+        "the slow holder's unlock is refused"
+    );
+    assert!(
+        !ob.lock(&id, "third", Duration::from_secs(30))
+            .await
+            .unwrap(),
+        "next still holds it"
+    );
+    assert!(ob.unlock(&id, "next").await.unwrap());
     cleanup(&prefix).await;
 }

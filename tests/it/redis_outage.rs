@@ -3,7 +3,6 @@
 //! once with a clean audit. The test runs its own Redis (AOF, fsync always) on a free port, as a production
 //! Redis with persistence would behave across a crash.
 
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use pw_simulator::Audit;
@@ -11,86 +10,16 @@ use pw_simulator::Audit;
 use crate::helpers::eventually;
 use crate::helpers::fetcher::{SIM_KEY, simulator};
 use crate::helpers::monitoring::{Proc, free_addr};
+use crate::helpers::own_redis::OwnRedis;
 
 const DOMAINS: &str = "main.demo.test,sub-a.demo.test,sub-b.demo.test,sub-c.demo.test";
 
-/// A private redis-server keeping its data in `dir` (append-only file, fsync on every write).
-struct OwnRedis {
-    dir: tempfile::TempDir,
-    port: u16,
-    child: Option<Child>,
-}
-
-impl OwnRedis {
-    fn start() -> Self {
-        let port = free_addr()
-            .rsplit_once(':')
-            .and_then(|(_, p)| p.parse().ok())
-            .expect("a port");
-        let mut redis = Self {
-            dir: tempfile::tempdir().unwrap(),
-            port,
-            child: None,
-        };
-        redis.restart();
-        redis
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-
-    /// Starts redis-server on the same port and directory; waits until it answers PING.
-    fn restart(&mut self) {
-        let child = Command::new("redis-server")
-            .args(["--bind", "127.0.0.1", "--port", &self.port.to_string()])
-            .args([
-                "--appendonly",
-                "yes",
-                "--appendfsync",
-                "always",
-                "--save",
-                "",
-            ])
-            .arg("--dir")
-            .arg(self.dir.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server (apt-get install redis-server)");
-        self.child = Some(child);
-        for _ in 0..100 {
-            let ping = Command::new("redis-cli")
-                .args(["-p", &self.port.to_string(), "ping"])
-                .output();
-            if ping.is_ok_and(|o| o.stdout.starts_with(b"PONG")) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        panic!("redis-server did not answer on port {}", self.port);
-    }
-
-    fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-impl Drop for OwnRedis {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-async fn status(addr: &str, path: &str) -> Option<u16> {
+pub(crate) async fn status(addr: &str, path: &str) -> Option<u16> {
     let r = reqwest::get(format!("http://{addr}{path}")).await.ok()?;
     Some(r.status().as_u16())
 }
 
-async fn wait_status(proc: &Proc, addr: &str, path: &str, want: u16) {
+pub(crate) async fn wait_status(proc: &Proc, addr: &str, path: &str, want: u16) {
     let what = format!("{path} of {addr} to answer {want}");
     eventually(Duration::from_secs(30), &what, || async {
         proc.assert_running();
@@ -99,7 +28,7 @@ async fn wait_status(proc: &Proc, addr: &str, path: &str, want: u16) {
     .await;
 }
 
-fn show(audit: &Audit) -> String {
+pub(crate) fn show(audit: &Audit) -> String {
     serde_json::to_string_pretty(audit).unwrap_or_default()
 }
 

@@ -134,7 +134,13 @@ async fn streams_reclaim_an_entry_idle_past_claim_idle_and_count_its_delivery() 
     let dead = Consumer::connect(&settings, "dead").await.unwrap();
     let live = Consumer::connect(&settings, "live").await.unwrap();
     enqueue(&prefix, &[entry("t1", "a.test", Site::Main)]).await;
-    assert_eq!(ids(&dead.claim(1).await.unwrap()), ["t1"]);
+    let mine = dead.claim(1).await.unwrap();
+    assert_eq!(ids(&mine), ["t1"]);
+    let fence = dead
+        .fence(&mine[0])
+        .await
+        .unwrap()
+        .expect("a free run lease");
     let start = Instant::now();
     let got = eventually(
         Duration::from_secs(5),
@@ -152,10 +158,82 @@ async fn streams_reclaim_an_entry_idle_past_claim_idle_and_count_its_delivery() 
     assert_eq!(ids(&got), ["t1"]);
     assert!(got[0].reclaimed);
     assert_eq!(got[0].deliveries, 2);
-    // The dead consumer's renewal must not steal it back: it learns that it lost the entry.
+    assert!(
+        live.fence(&got[0]).await.unwrap().is_some(),
+        "the dead owner's lease expired"
+    );
+    // The dead consumer's renewal must not steal it back: it learns that its run must stop.
+    assert!(!fence.is_stolen());
     let lost = dead.renew_leases().await.unwrap();
     assert_eq!(lost, vec![(Site::Main, got[0].entry_id.clone())]);
+    assert!(fence.is_stolen(), "the run is told");
     assert!(live.renew_leases().await.unwrap().is_empty());
+    cleanup(&prefix).await;
+}
+
+/// The fence: while a live run holds its task's lease, a reclaim of its entry (its consumer's heartbeat
+/// looks alive, its entry idle) skips it, so the task never runs twice.
+#[tokio::test]
+async fn streams_reclaim_skips_an_entry_whose_run_lease_another_consumer_holds() {
+    let prefix = unique_prefix();
+    let mut settings = stream_settings(&prefix);
+    settings.claim_idle = Duration::from_millis(300);
+    settings.lease_renew = Duration::from_millis(100);
+    let owner = Consumer::connect(&settings, "owner").await.unwrap();
+    let other = Consumer::connect(&settings, "other").await.unwrap();
+    enqueue(&prefix, &[entry("t1", "a.test", Site::Main)]).await;
+    let mine = owner.claim(1).await.unwrap();
+    let fence = owner.fence(&mine[0]).await.unwrap().unwrap();
+    // The owner stops renewing its entry (as if stalled) but its lease is refreshed by hand, longer than
+    // claim-idle: the entry is idle, the lease held.
+    let mut conn = crate::helpers::redis_conn().await;
+    let lease = podcast_worker::streams::StreamKeys::new(&prefix).run(mine[0].task_id().unwrap());
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_millis(1200) {
+        let _: () = redis::AsyncCommands::pset_ex(&mut conn, &lease, "owner", 300)
+            .await
+            .unwrap();
+        assert!(
+            other.claim(1).await.unwrap().is_empty(),
+            "a fenced entry was reclaimed"
+        );
+    }
+    assert!(!fence.is_stolen());
+    assert!(
+        other.fence(&mine[0]).await.unwrap().is_none(),
+        "the lease is the owner's"
+    );
+    cleanup(&prefix).await;
+}
+
+/// Redis down longer than claim-idle must not look like a dead owner: heartbeats missing after an outage
+/// are waited for a full claim-idle after Redis came back, and a live owner renews first.
+#[tokio::test]
+async fn streams_reclaim_waits_a_full_claim_idle_for_a_missing_heartbeat() {
+    let prefix = unique_prefix();
+    let mut settings = stream_settings(&prefix);
+    settings.claim_idle = Duration::from_millis(800);
+    settings.lease_renew = Duration::from_millis(100);
+    let owner = Consumer::connect(&settings, "owner").await.unwrap();
+    enqueue(&prefix, &[entry("t1", "a.test", Site::Main)]).await;
+    assert_eq!(owner.claim(1).await.unwrap().len(), 1);
+    // As after an outage: the entry idle past claim-idle, the heartbeat expired.
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    let other = Consumer::connect(&settings, "other").await.unwrap();
+    let seen = Instant::now();
+    assert!(
+        other.claim(1).await.unwrap().is_empty(),
+        "reclaimed at first sight of a missing heartbeat"
+    );
+    // The owner comes back within claim-idle: its renewal keeps the entry.
+    owner.renew_leases().await.unwrap();
+    while seen.elapsed() < Duration::from_millis(1600) {
+        assert!(
+            other.claim(1).await.unwrap().is_empty(),
+            "a live owner's entry was reclaimed"
+        );
+        owner.renew_leases().await.unwrap();
+    }
     cleanup(&prefix).await;
 }
 
@@ -287,5 +365,58 @@ async fn streams_ensure_groups_is_idempotent_and_keeps_earlier_entries() {
         .await
         .unwrap();
     assert_eq!(ids(&c.claim(5).await.unwrap()), ["early"]);
+    cleanup(&prefix).await;
+}
+
+/// The false `lease lost` race: an entry acked while a renewal is under way is not reported lost (the
+/// renewal's list of held entries is older than the ack). Nothing here is ever taken by another consumer,
+/// so any loss reported is false.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streams_renewal_racing_acks_reports_no_false_loss() {
+    let prefix = unique_prefix();
+    let mut settings = stream_settings(&prefix);
+    settings.lease_renew = Duration::from_millis(1);
+    let c = Arc::new(Consumer::connect(&settings, "racer").await.unwrap());
+    let entries: Vec<_> = (0..300)
+        .map(|i| entry(&format!("r{i}"), "a.test", Site::Main))
+        .collect();
+    enqueue(&prefix, &entries).await;
+    let stop = CancellationToken::new();
+    let renewer = tokio::spawn({
+        let (c, stop) = (c.clone(), stop.clone());
+        async move {
+            let mut lost = Vec::new();
+            let mut rounds = 0;
+            while !stop.is_cancelled() {
+                lost.extend(c.renew_leases().await.unwrap());
+                rounds += 1;
+            }
+            (lost, rounds)
+        }
+    });
+    let mut acked = 0;
+    while acked < entries.len() {
+        for claimed in c.claim(10).await.unwrap() {
+            assert!(c.fence(&claimed).await.unwrap().is_some());
+            c.ack(&claimed, claimed.task_id()).await.unwrap();
+            acked += 1;
+        }
+    }
+    stop.cancel();
+    let (lost, rounds) = renewer.await.unwrap();
+    assert!(rounds > 10, "the renewal raced the acks ({rounds} rounds)");
+    assert!(lost.is_empty(), "false losses: {lost:?}");
+    let mut conn = crate::helpers::redis_conn().await;
+    let keys = podcast_worker::streams::StreamKeys::new(&prefix);
+    for e in &entries {
+        let lease: bool = redis::AsyncCommands::exists(&mut conn, keys.run(&e.id))
+            .await
+            .unwrap();
+        assert!(
+            !lease,
+            "a settled task's run lease was taken again: {}",
+            e.id
+        );
+    }
     cleanup(&prefix).await;
 }

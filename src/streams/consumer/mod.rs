@@ -1,15 +1,26 @@
-//! The executor's side of the task streams: claim new entries (main before sub), reclaim abandoned ones
-//! (XAUTOCLAIM), renew the lease of entries we run, ack (XACK + XDEL) and dead-letter. It does not decide
-//! what to do with an entry: the executor does. Blocking reads use their own connection.
+//! The executor's side of the task streams: claim new entries (main before sub), reclaim abandoned ones,
+//! renew the entries we hold with our heartbeat and run leases ([`super::fence`]), settle (ack, dead-letter)
+//! and retire. It does not decide what to do with an entry: the executor does. Blocking reads use their own
+//! connection.
+//!
+//! **Reclaim never mistakes "Redis was down" for "the owner died".** An entry idle for claim-idle is taken
+//! from its consumer only when (a) the consumer's heartbeat (`<prefix>:consumer:<name>`, renewed with its
+//! entries) exists — it is alive and released the entry — or (b) this reclaimer has seen the heartbeat
+//! missing for a full claim-idle, counted from the later of when it first saw it missing and when Redis last
+//! came back for this process. After an outage every live owner renews its heartbeat within
+//! `PW_LEASE_RENEW_MS`, long before (b) can hold. And `reclaim.lua` skips an entry whose task's run lease
+//! another consumer holds.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use redis::streams::{StreamAutoClaimReply, StreamId, StreamReadOptions, StreamReadReply};
-use redis::{Script, Value};
+use redis::Value;
+use redis::streams::{StreamId, StreamReadOptions, StreamReadReply};
+use tokio_util::sync::CancellationToken;
 
-use super::{ENTRY_FIELD, GROUP, RedisConn, StreamError, StreamKeys, connect, handover};
+use super::settle::{DeadFields, Released, Settle};
+use super::{ENTRY_FIELD, GROUP, RedisConn, StreamError, StreamKeys, TaskKey, connect, scripts};
 use crate::config::StreamSettings;
 use crate::task::{QueueEntry, Site, TaskId};
 
@@ -32,6 +43,8 @@ pub struct Claimed {
     pub raw: Vec<u8>,
     /// The decoded entry, or why it cannot be decoded (a field path, never a value).
     pub entry: Result<QueueEntry, String>,
+    /// When this process claimed it (the start of `pw_task_duration_seconds`).
+    pub claimed_at: tokio::time::Instant,
 }
 
 impl Claimed {
@@ -70,27 +83,51 @@ impl Claimed {
             reclaimed,
             raw: raw.unwrap_or_default(),
             entry,
+            claimed_at: tokio::time::Instant::now(),
         }
     }
 }
 
-/// Reclaim scan state: one XAUTOCLAIM cursor per stream, and when the last full pass ran.
+/// Reclaim scan state: one XPENDING cursor per stream, when the next pass is due, and what this process
+/// knows about other consumers' heartbeats.
 #[derive(Debug)]
 struct ReclaimState {
     cursors: [String; 2],
     next_due: Instant,
+    /// Consumer → when this process first saw its heartbeat missing (forgotten when it is seen again).
+    missing_since: HashMap<String, Instant>,
+    /// When the next prune of long-gone consumers is due.
+    prune_due: Instant,
+}
+
+/// What this process knows about Redis being reachable, for the reclaim rule.
+#[derive(Debug)]
+struct Reach {
+    /// When Redis last came back (or this process started): heartbeats seen missing before then prove nothing.
+    up_since: Instant,
+    /// Whether the last command failed.
+    down: bool,
+}
+
+/// One entry we hold: its run lease once taken, and the token its run watches.
+#[derive(Debug)]
+pub(super) struct Held {
+    /// The task whose run lease we took (None until [`Consumer::fence`] succeeded).
+    pub(super) fenced: Option<TaskId>,
+    /// Cancelled when another consumer holds the run lease: the run must stop.
+    pub(super) stolen: CancellationToken,
 }
 
 /// One consumer of the group [`GROUP`] on both task streams. Cheap to share behind an `Arc`.
 pub struct Consumer {
-    keys: StreamKeys,
-    settings: StreamSettings,
-    name: String,
-    conn: RedisConn,
+    pub(super) keys: StreamKeys,
+    pub(super) settings: StreamSettings,
+    pub(super) name: String,
+    pub(super) conn: RedisConn,
     blocking: tokio::sync::Mutex<RedisConn>,
     reclaim: tokio::sync::Mutex<ReclaimState>,
-    held: Mutex<HashSet<(Site, String)>>,
-    renew: Script,
+    pub(super) held: Mutex<HashMap<(Site, String), Held>>,
+    reach: Mutex<Reach>,
 }
 
 impl std::fmt::Debug for Consumer {
@@ -103,7 +140,8 @@ impl std::fmt::Debug for Consumer {
 }
 
 impl Consumer {
-    /// Connects (two connections: one for blocking reads) and creates the groups if missing.
+    /// Connects (two connections: one for blocking reads), creates the groups if missing and writes our
+    /// first heartbeat.
     ///
     /// # Errors
     /// [`StreamError`] when Redis is unusable or unreachable.
@@ -112,19 +150,52 @@ impl Consumer {
         let blocking = connect(settings, settings.read_block + COMMAND_TIMEOUT).await?;
         let keys = StreamKeys::new(&settings.key_prefix);
         super::ensure_groups(&mut conn, &keys).await?;
-        Ok(Self {
+        let now = Instant::now();
+        let consumer = Self {
             keys,
             settings: settings.clone(),
             name: name.to_owned(),
             conn,
             blocking: tokio::sync::Mutex::new(blocking),
             reclaim: tokio::sync::Mutex::new(ReclaimState {
-                cursors: ["0-0".into(), "0-0".into()],
-                next_due: Instant::now(),
+                cursors: ["-".into(), "-".into()],
+                next_due: now,
+                missing_since: HashMap::new(),
+                prune_due: now + PRUNE_EVERY,
             }),
-            held: Mutex::new(HashSet::new()),
-            renew: Script::new(lease::RENEW_LUA),
-        })
+            held: Mutex::new(HashMap::new()),
+            reach: Mutex::new(Reach {
+                up_since: now,
+                down: false,
+            }),
+        };
+        consumer.renew_leases().await?;
+        Ok(consumer)
+    }
+
+    /// Notes the result of a command for the reclaim rule (see the module doc) and passes it on.
+    pub(super) fn noted<T>(&self, result: Result<T, StreamError>) -> Result<T, StreamError> {
+        if let Ok(mut reach) = self.reach.lock() {
+            match (&result, reach.down) {
+                (Err(_), _) => reach.down = true,
+                (Ok(_), true) => {
+                    *reach = Reach {
+                        up_since: Instant::now(),
+                        down: false,
+                    }
+                }
+                (Ok(_), false) => {}
+            }
+        }
+        result
+    }
+
+    /// Recreates the consumer groups (and streams) after Redis lost them (NOGROUP). Idempotent.
+    ///
+    /// # Errors
+    /// [`StreamError`] when Redis cannot be reached.
+    pub async fn recreate_groups(&self) -> Result<(), StreamError> {
+        super::ensure_groups(&mut self.conn.clone(), &self.keys).await
     }
 
     /// This consumer's name in the group.
@@ -147,6 +218,11 @@ impl Consumer {
         self.held.lock().map(|h| h.len()).unwrap_or(0)
     }
 
+    /// The settings in use.
+    pub fn settings(&self) -> &StreamSettings {
+        &self.settings
+    }
+
     /// Up to `max` entries to work on: abandoned ones first when a reclaim pass is due (every half
     /// claim-idle, at most 5 s), then new main-site entries, then new sub-site entries, then a blocking read
     /// of both (≤ the configured block time). An empty result means nothing arrived in that time.
@@ -154,6 +230,11 @@ impl Consumer {
     /// # Errors
     /// [`StreamError::Unavailable`]; nothing is claimed then.
     pub async fn claim(&self, max: usize) -> Result<Vec<Claimed>, StreamError> {
+        let claimed = self.claim_inner(max).await;
+        self.noted(claimed)
+    }
+
+    async fn claim_inner(&self, max: usize) -> Result<Vec<Claimed>, StreamError> {
         let max = max.max(1);
         if let Some(got) = self.reclaim_if_due(max).await?
             && !got.is_empty()
@@ -214,13 +295,24 @@ impl Consumer {
         self.reclaim(max).await.map(Some)
     }
 
-    /// XAUTOCLAIM of entries idle for at least claim-idle, main stream first, up to `max`. Entries whose
-    /// message was deleted meanwhile are dropped from the pending list by Redis and skipped here.
+    /// Reclaims entries idle for at least claim-idle whose owner is alive (it released them) or has been
+    /// seen gone for a full claim-idle since Redis came back (module doc), main stream first, up to `max`.
+    /// Entries whose task's run lease another consumer holds are left alone; entries deleted meanwhile
+    /// leave the pending list.
     ///
     /// # Errors
-    /// [`StreamError::Unavailable`].
+    /// [`StreamError`].
     pub async fn reclaim(&self, max: usize) -> Result<Vec<Claimed>, StreamError> {
+        let reclaimed = self.reclaim_inner(max).await;
+        self.noted(reclaimed)
+    }
+
+    async fn reclaim_inner(&self, max: usize) -> Result<Vec<Claimed>, StreamError> {
         let mut state = self.reclaim.lock().await;
+        let up_since = self
+            .reach
+            .lock()
+            .map_or_else(|_| Instant::now(), |r| r.up_since);
         let mut out = Vec::new();
         let mut pass_done = true;
         for (i, site) in Site::ALL.into_iter().enumerate() {
@@ -229,28 +321,106 @@ impl Consumer {
                 break;
             }
             let key = self.keys.tasks(site);
-            let reply: StreamAutoClaimReply = redis::cmd("XAUTOCLAIM")
+            let page = SCAN_PAGE.max(max);
+            let idle: Vec<PendingEntry> = redis::cmd("XPENDING")
                 .arg(&key)
+                .arg(GROUP)
+                .arg("IDLE")
+                .arg(self.settings.claim_idle.as_millis() as u64)
+                .arg(&state.cursors[i])
+                .arg("+")
+                .arg(page)
+                .query_async(&mut self.conn.clone())
+                .await
+                .map_err(StreamError::redis("XPENDING"))?;
+            state.cursors[i] = match idle.last() {
+                Some(last) if idle.len() >= page => format!("({}", last.id),
+                _ => "-".into(),
+            };
+            pass_done &= idle.len() < page;
+            let gone = self.gone_owners(&mut state, &idle, up_since).await?;
+            let candidates: Vec<&PendingEntry> = idle
+                .iter()
+                .filter(|p| !gone.get(&p.consumer).copied().unwrap_or(false))
+                .take(max - out.len())
+                .collect();
+            if candidates.is_empty() {
+                continue;
+            }
+            let mut inv = scripts::RECLAIM.prepare_invoke();
+            inv.key(&key)
                 .arg(GROUP)
                 .arg(&self.name)
                 .arg(self.settings.claim_idle.as_millis() as u64)
-                .arg(&state.cursors[i])
-                .arg("COUNT")
-                .arg(max - out.len())
-                .query_async(&mut self.conn.clone())
+                .arg(self.keys.per_task_prefix(TaskKey::Run))
+                .arg(ENTRY_FIELD);
+            for c in &candidates {
+                inv.arg(&c.id);
+            }
+            let claimed: redis::streams::StreamClaimReply = inv
+                .invoke_async(&mut self.conn.clone())
                 .await
-                .map_err(StreamError::redis("XAUTOCLAIM"))?;
-            pass_done &= reply.next_stream_id == "0-0";
-            state.cursors[i] = reply.next_stream_id;
-            let deliveries = self.delivery_counts(&key, &reply.claimed).await?;
-            for (id, n) in reply.claimed.into_iter().zip(deliveries) {
+                .map_err(StreamError::redis("reclaim"))?;
+            let deliveries: HashMap<&str, u64> = candidates
+                .iter()
+                .map(|c| (c.id.as_str(), c.deliveries))
+                .collect();
+            for id in claimed.ids {
+                let n = deliveries.get(id.id.as_str()).map_or(1, |d| d + 1);
                 out.push(Claimed::from_stream_id(site, id, n, true));
             }
         }
         if pass_done {
             state.next_due = Instant::now() + self.reclaim_period();
         }
+        if state.prune_due <= Instant::now() {
+            state.prune_due = Instant::now() + PRUNE_EVERY;
+            drop(state);
+            self.prune().await;
+        }
         self.hold(&out);
+        Ok(out)
+    }
+
+    /// For each owner of `idle` entries other than us: true when its entries must stay where they are
+    /// (heartbeat missing, but not yet for a full claim-idle since Redis came back), false when they may be
+    /// reclaimed (alive and released them, or gone long enough).
+    async fn gone_owners(
+        &self,
+        state: &mut ReclaimState,
+        idle: &[PendingEntry],
+        up_since: Instant,
+    ) -> Result<HashMap<String, bool>, StreamError> {
+        let mut owners: Vec<&str> = idle
+            .iter()
+            .map(|p| p.consumer.as_str())
+            .filter(|c| *c != self.name)
+            .collect();
+        owners.sort_unstable();
+        owners.dedup();
+        let mut out = HashMap::new();
+        if owners.is_empty() {
+            return Ok(out);
+        }
+        let mut pipe = redis::pipe();
+        for o in &owners {
+            pipe.exists(self.keys.heartbeat(o));
+        }
+        let alive: Vec<bool> = pipe
+            .query_async(&mut self.conn.clone())
+            .await
+            .map_err(StreamError::redis("EXISTS heartbeat"))?;
+        let now = Instant::now();
+        for (owner, alive) in owners.into_iter().zip(alive) {
+            let wait = if alive {
+                state.missing_since.remove(owner);
+                false
+            } else {
+                let since = *state.missing_since.entry(owner.to_owned()).or_insert(now);
+                now.saturating_duration_since(since.max(up_since)) < self.settings.claim_idle
+            };
+            out.insert(owner.to_owned(), wait);
+        }
         Ok(out)
     }
 
@@ -259,33 +429,17 @@ impl Consumer {
         (self.settings.claim_idle / 2).clamp(Duration::from_millis(50), Duration::from_secs(5))
     }
 
-    /// Delivery counts of our pending `ids` on `key`, from XPENDING (1 where it cannot be read).
-    async fn delivery_counts(&self, key: &str, ids: &[StreamId]) -> Result<Vec<u64>, StreamError> {
-        if ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut pipe = redis::pipe();
-        for id in ids {
-            pipe.cmd("XPENDING")
-                .arg(key)
-                .arg(GROUP)
-                .arg(&id.id)
-                .arg(&id.id)
-                .arg(1);
-        }
-        let replies: Vec<redis::streams::StreamPendingCountReply> = pipe
-            .query_async(&mut self.conn.clone())
-            .await
-            .map_err(StreamError::redis("XPENDING"))?;
-        Ok(replies
-            .into_iter()
-            .map(|r| r.ids.first().map_or(1, |p| p.times_delivered as u64))
-            .collect())
-    }
-
     fn hold(&self, claimed: &[Claimed]) {
         if let Ok(mut held) = self.held.lock() {
-            held.extend(claimed.iter().map(|c| (c.site, c.entry_id.clone())));
+            for c in claimed {
+                held.insert(
+                    (c.site, c.entry_id.clone()),
+                    Held {
+                        fenced: None,
+                        stolen: CancellationToken::new(),
+                    },
+                );
+            }
         }
     }
 
@@ -295,57 +449,49 @@ impl Consumer {
         }
     }
 
-    /// Stops renewing an entry without acking it (on shutdown: another executor will reclaim it).
+    /// Stops renewing an entry without acking it (on shutdown, or a transient failure: it is delivered
+    /// again after claim-idle). Its run lease, if taken, expires with it.
     pub fn abandon(&self, claimed: &Claimed) {
         self.release(claimed);
     }
 
-    /// Acknowledges and deletes the entry (XACK + XDEL in one MULTI). With `finished`, also deletes that
-    /// task's inflight marker and outbox record in the same transaction.
+    /// Acknowledges and deletes the entry, and drops our run lease of its task, in one script
+    /// (`settle.lua`). With `finished`, also deletes that task's outbox record and report lock and releases
+    /// its id.
     ///
     /// # Errors
-    /// [`StreamError::Unavailable`]; the entry then stays pending and is renewed or reclaimed.
+    /// [`StreamError`]; the entry then stays pending and is renewed or reclaimed.
     pub async fn ack(
         &self,
         claimed: &Claimed,
         finished: Option<&TaskId>,
     ) -> Result<(), StreamError> {
-        let mut pipe = redis::pipe();
-        pipe.atomic();
-        self.ack_commands(&mut pipe, claimed, finished);
-        let () = pipe
-            .query_async(&mut self.conn.clone())
-            .await
-            .map_err(StreamError::redis("XACK"))?;
-        self.release(claimed);
-        Ok(())
+        self.settle(claimed, finished, None).await.map(drop)
     }
 
-    fn ack_commands(
+    async fn settle(
         &self,
-        pipe: &mut redis::Pipeline,
         claimed: &Claimed,
         finished: Option<&TaskId>,
-    ) {
-        let key = self.keys.tasks(claimed.site);
-        pipe.cmd("XACK")
-            .arg(&key)
-            .arg(GROUP)
-            .arg(&claimed.entry_id)
-            .ignore();
-        pipe.cmd("XDEL").arg(&key).arg(&claimed.entry_id).ignore();
-        if let Some(id) = finished {
-            pipe.cmd("DEL").arg(self.keys.outbox(id)).ignore();
-            handover::push_release(pipe, &self.keys, id);
+        dead: Option<DeadFields>,
+    ) -> Result<Released, StreamError> {
+        let mut settle = Settle::entry(claimed.site, &claimed.entry_id, &self.name)
+            .run_lease(claimed.task_id())
+            .finished(finished);
+        if let Some(fields) = dead {
+            settle = settle.dead_letter(self.settings.maxlen, fields);
         }
+        let released = settle.run(&mut self.conn.clone(), &self.keys).await?;
+        self.release(claimed);
+        Ok(released)
     }
 
     /// Moves the entry to the dead-letter stream with `reason` (fields `stream`, `entry_id`, `reason`,
-    /// `payload` as received, `deliveries`, `consumer`, `at_ms`) and acks it, in one MULTI. With `finished`,
-    /// the task's inflight marker and outbox record go too.
+    /// `payload` as received, `deliveries`, `consumer`, `at_ms`) and acks it, in one script. With
+    /// `finished`, the task's inflight marker and outbox record go too.
     ///
     /// # Errors
-    /// [`StreamError::Unavailable`]; the entry then stays pending.
+    /// [`StreamError`]; the entry then stays pending.
     pub async fn dead_letter(
         &self,
         claimed: &Claimed,
@@ -355,39 +501,124 @@ impl Consumer {
         let now_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64);
-        let mut pipe = redis::pipe();
-        pipe.atomic();
-        pipe.cmd("XADD")
-            .arg(self.keys.dead())
-            .arg("MAXLEN")
-            .arg("~")
-            .arg(self.settings.maxlen)
-            .arg("*")
-            .arg("stream")
-            .arg(self.keys.tasks(claimed.site))
-            .arg("entry_id")
-            .arg(&claimed.entry_id)
-            .arg("reason")
-            .arg(reason)
-            .arg("payload")
-            .arg(&claimed.raw)
-            .arg("deliveries")
-            .arg(claimed.deliveries)
-            .arg("consumer")
-            .arg(&self.name)
-            .arg("at_ms")
-            .arg(now_ms)
-            .ignore();
-        self.ack_commands(&mut pipe, claimed, finished);
-        let () = pipe
-            .query_async(&mut self.conn.clone())
-            .await
-            .map_err(StreamError::redis("dead-letter"))?;
-        self.release(claimed);
-        Ok(())
+        let fields = vec![
+            ("stream", self.keys.tasks(claimed.site).into_bytes()),
+            ("entry_id", claimed.entry_id.clone().into_bytes()),
+            ("reason", reason.as_bytes().to_vec()),
+            ("payload", claimed.raw.clone()),
+            ("deliveries", claimed.deliveries.to_string().into_bytes()),
+            ("consumer", self.name.clone().into_bytes()),
+            ("at_ms", now_ms.to_string().into_bytes()),
+        ];
+        self.settle(claimed, finished, Some(fields)).await.map(drop)
+    }
+
+    /// Leaves the group on a clean exit: deletes this consumer (and its heartbeat) when nothing is pending
+    /// for it (`retire.lua`); with entries pending it stays, and they are reclaimed. Returns whether it left.
+    ///
+    /// # Errors
+    /// [`StreamError`].
+    pub async fn retire(&self) -> Result<bool, StreamError> {
+        retire(
+            &mut self.conn.clone(),
+            &self.keys,
+            &self.name,
+            Duration::ZERO,
+        )
+        .await
+    }
+
+    /// Removes consumers gone for a day (idle in the group for [`PRUNE_AFTER`], no heartbeat) with nothing
+    /// pending. Errors are logged: the next prune retries.
+    async fn prune(&self) {
+        for site in Site::ALL {
+            let consumers: Result<redis::streams::StreamInfoConsumersReply, _> =
+                redis::cmd("XINFO")
+                    .arg("CONSUMERS")
+                    .arg(self.keys.tasks(site))
+                    .arg(GROUP)
+                    .query_async(&mut self.conn.clone())
+                    .await;
+            let Ok(consumers) = consumers else { return };
+            for c in consumers.consumers {
+                let alive: bool = redis::AsyncCommands::exists(
+                    &mut self.conn.clone(),
+                    self.keys.heartbeat(&c.name),
+                )
+                .await
+                .unwrap_or(true);
+                if alive
+                    || c.pending > 0
+                    || c.name == self.name
+                    || (c.idle as u128) < PRUNE_AFTER.as_millis()
+                {
+                    continue;
+                }
+                match retire(&mut self.conn.clone(), &self.keys, &c.name, PRUNE_AFTER).await {
+                    Ok(true) => {
+                        tracing::info!(consumer = %c.name, "pruned a consumer gone for a day")
+                    }
+                    Ok(false) => {}
+                    Err(e) => tracing::debug!(error = %e, "consumer prune failed; retried later"),
+                }
+            }
+        }
     }
 }
 
-mod lease;
+/// A consumer gone (no heartbeat, idle in the group) this long with nothing pending is pruned.
+pub const PRUNE_AFTER: Duration = Duration::from_secs(24 * 3600);
+
+/// How often the reclaim pass looks for consumers to prune.
+const PRUNE_EVERY: Duration = Duration::from_secs(600);
+
+/// Idle entries read per XPENDING page of a reclaim pass.
+const SCAN_PAGE: usize = 100;
+
+/// Deletes consumer `name` from the group (and its heartbeat) when nothing is pending for it and it has been
+/// idle at least `min_idle` on each stream (`retire.lua`, checked and done atomically). Returns whether it
+/// is gone (true also when the group never knew it).
+///
+/// # Errors
+/// [`StreamError`].
+pub(crate) async fn retire<C: redis::aio::ConnectionLike>(
+    conn: &mut C,
+    keys: &StreamKeys,
+    name: &str,
+    min_idle: Duration,
+) -> Result<bool, StreamError> {
+    let answer: String = scripts::RETIRE
+        .key(keys.tasks(Site::Main))
+        .key(keys.tasks(Site::Sub))
+        .key(keys.heartbeat(name))
+        .arg(GROUP)
+        .arg(name)
+        .arg(min_idle.as_millis() as u64)
+        .invoke_async(conn)
+        .await
+        .map_err(StreamError::redis("retire consumer"))?;
+    Ok(answer != "busy")
+}
+
+/// One row of `XPENDING key group IDLE ms start end count`: entry id, owner, idle ms, deliveries.
+#[derive(Debug)]
+struct PendingEntry {
+    id: String,
+    consumer: String,
+    deliveries: u64,
+}
+
+impl redis::FromRedisValue for PendingEntry {
+    fn from_redis_value(v: Value) -> Result<Self, redis::ParsingError> {
+        let (id, consumer, _idle, deliveries): (String, String, u64, u64) =
+            redis::FromRedisValue::from_redis_value(v)?;
+        Ok(Self {
+            id,
+            consumer,
+            deliveries,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests;

@@ -55,26 +55,15 @@ fn poison_reason_covers_undecodable_and_over_delivered_entries() {
 }
 
 #[test]
-fn autoclaim_replies_of_redis_6_and_7_both_parse() {
-    let entry = Value::Array(vec![
+fn extended_xpending_rows_parse() {
+    let row = Value::Array(vec![
         Value::BulkString(b"5-0".to_vec()),
-        Value::Array(vec![
-            Value::BulkString(ENTRY_FIELD.as_bytes().to_vec()),
-            Value::BulkString(b"{}".to_vec()),
-        ]),
+        Value::BulkString(b"host-1".to_vec()),
+        Value::Int(61_000),
+        Value::Int(2),
     ]);
-    let v6 = Value::Array(vec![
-        Value::BulkString(b"0-0".to_vec()),
-        Value::Array(vec![entry.clone()]),
-    ]);
-    let v7 = Value::Array(vec![
-        Value::BulkString(b"0-0".to_vec()),
-        Value::Array(vec![entry]),
-        Value::Array(vec![Value::BulkString(b"4-0".to_vec())]),
-    ]);
-    let r6: StreamAutoClaimReply = redis::from_redis_value(v6).unwrap();
-    let r7: StreamAutoClaimReply = redis::from_redis_value(v7).unwrap();
-    assert_eq!(r6.claimed[0].id, "5-0");
-    assert_eq!(r7.claimed[0].id, "5-0");
-    assert_eq!(r7.deleted_ids, ["4-0"]);
+    let rows: Vec<PendingEntry> = redis::from_redis_value(Value::Array(vec![row])).unwrap();
+    assert_eq!(rows[0].id, "5-0");
+    assert_eq!(rows[0].consumer, "host-1");
+    assert_eq!(rows[0].deliveries, 2);
 }

@@ -8,6 +8,7 @@ pub mod executor;
 pub mod kubernetes_policy;
 pub mod mail;
 pub mod monitoring;
+pub mod own_redis;
 pub mod streams;
 
 use std::future::Future;

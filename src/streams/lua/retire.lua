@@ -1,8 +1,10 @@
 -- Deletes one consumer from the group on both task streams, only if it has nothing pending on either and has
 -- been idle at least ARGV[3] ms on each stream it is known on (checked and done atomically, so an entry
 -- delivered to it meanwhile is never dropped from the pending list).
--- KEYS[1] main stream, KEYS[2] sub stream. ARGV[1] group, ARGV[2] consumer, ARGV[3] minimum idle (ms).
--- Returns 'pruned', 'busy' (pending entries or recently active) or 'unknown'.
+-- Used by an executor leaving cleanly (minimum idle 0), its reclaim pass's prune of consumers gone a day,
+-- and `pwctl consumers prune`. The consumer's heartbeat goes with it.
+-- KEYS[1] main stream, KEYS[2] sub stream, KEYS[3] its heartbeat. ARGV[1] group, ARGV[2] consumer,
+-- ARGV[3] minimum idle (ms). Returns 'pruned', 'busy' (pending entries or recently active) or 'unknown'.
 local found = false
 for i = 1, 2 do
   if redis.call('EXISTS', KEYS[i]) == 1 then
@@ -21,10 +23,14 @@ for i = 1, 2 do
     end
   end
 end
-if not found then return 'unknown' end
+if not found then
+  redis.call('DEL', KEYS[3])
+  return 'unknown'
+end
 for i = 1, 2 do
   if redis.call('EXISTS', KEYS[i]) == 1 then
     pcall(redis.call, 'XGROUP', 'DELCONSUMER', KEYS[i], ARGV[1], ARGV[2])
   end
 end
+redis.call('DEL', KEYS[3])
 return 'pruned'
