@@ -130,9 +130,13 @@ ts("API latency p90", [
 nl()
 ts("Redis and manager reachable", [
     (f'min(pw_redis_up {ROLE})', "redis up (worst process)"),
-    (f'min(pw_manager_up {ROLE})', "manager up (worst process)")], 0, "bool_yes_no", w=12,
+    (f'min(pw_manager_up {ROLE})', "manager up (worst process)")], 0, "bool_yes_no", w=8,
    desc="1 when the last command / request of every selected process got an answer.")
-ts("Processes by role", [('count by (role) (pw_build_info{role=~"$role"})', "{{role}}")], 12, "short", w=12)
+ts("Redis data loss", [
+    (f'sum by (op) (increase(pw_redis_data_loss_total[{R}]) {ROLE})', "found at {{op}}")], 8, "short", w=8,
+   desc=QUIET + "Times a process found the consumer group or a task stream gone (NOGROUP): Redis lost the "
+        "task ledger. What PwRedisDataLoss watches; see its runbook.")
+ts("Processes by role", [('count by (role) (pw_build_info{role=~"$role"})', "{{role}}")], 16, "short", w=8)
 nl()
 row("Browser pool and capacity")
 ts("Slots", [
