@@ -3,7 +3,8 @@
 //! queued) is never silent. One hash (`<prefix>:fetcher:listing`), one field per fetcher token, holding when
 //! the listing started, its `limit` and a heartbeat renewed with the lease. A leader that finds another
 //! fetcher's record whose heartbeat is older than `stale_after` reports it (ERROR + metric) and removes it
-//! with a compare-and-delete, so two leaders never report one listing twice.
+//! with a compare-and-delete, so two leaders never report one listing twice. Ending a listing also writes it
+//! as the last finished one (`<prefix>:fetcher:last_listing`), which `pwctl status` shows.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -31,6 +32,19 @@ struct Record {
     limit: u32,
 }
 
+/// The last listing a fetcher finished, as stored (JSON) at `StreamKeys::last_listing`.
+#[derive(Debug, Clone, Serialize)]
+struct Finished<'a> {
+    /// The fetcher's lease token.
+    holder: &'a str,
+    /// When its `GET /links` was about to be sent, ms since the Unix epoch.
+    started_ms: u64,
+    /// When its page was queued (or its loss logged), ms since the Unix epoch.
+    ended_ms: u64,
+    /// Tasks asked for.
+    limit: u32,
+}
+
 /// A listing whose fetcher died before its page was queued: up to `limit` tasks are possibly handed out
 /// to us and will never run.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,6 +64,7 @@ pub struct LostListing {
 pub struct ListingRecord {
     conn: RedisConn,
     key: String,
+    last_key: Option<String>,
     token: String,
     stale_after: Duration,
     current: Option<Record>,
@@ -80,11 +95,18 @@ impl ListingRecord {
         Self {
             conn,
             key,
+            last_key: None,
             token,
             stale_after,
             current: None,
             remove: redis::Script::new(REMOVE_IF_UNCHANGED_LUA),
         }
+    }
+
+    /// Also writes every finished listing of ours to `key` (the last one overwrites the one before).
+    pub fn with_last_key(mut self, key: String) -> Self {
+        self.last_key = Some(key);
+        self
     }
 
     /// Whether a listing of ours is recorded (begun and not yet ended, or its end could not be written).
@@ -132,7 +154,19 @@ impl ListingRecord {
     /// The Redis error; the record then stays open and the next [`ListingRecord::begin`] or `end` replaces it.
     pub async fn end(&mut self) -> redis::RedisResult<()> {
         let mut conn = self.conn.clone();
-        let _: i64 = conn.hdel(&self.key, &self.token).await?;
+        let mut pipe = redis::pipe();
+        pipe.atomic().hdel(&self.key, &self.token).ignore();
+        if let (Some(last_key), Some(record)) = (&self.last_key, self.current) {
+            let finished = Finished {
+                holder: &self.token,
+                started_ms: record.started_ms,
+                ended_ms: now_ms(),
+                limit: record.limit,
+            };
+            let value = serde_json::to_string(&finished).unwrap_or_default();
+            pipe.set(last_key, value).ignore();
+        }
+        let () = pipe.query_async(&mut conn).await?;
         self.current = None;
         Ok(())
     }

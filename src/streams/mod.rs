@@ -171,6 +171,11 @@ impl StreamKeys {
     pub fn listing(&self) -> String {
         format!("{}:fetcher:listing", self.prefix)
     }
+
+    /// The last listing a fetcher finished (a string: JSON of its holder, start, end and limit).
+    pub fn last_listing(&self) -> String {
+        format!("{}:fetcher:last_listing", self.prefix)
+    }
 }
 
 /// Creates the consumer group [`GROUP`] on both task streams (and the streams themselves). The group starts
@@ -256,5 +261,6 @@ mod tests {
         assert_eq!(k.per_task_prefix(TaskKey::Run), "{pw}:run:");
         assert_eq!(k.leader(), "{pw}:fetcher:leader");
         assert_eq!(k.listing(), "{pw}:fetcher:listing");
+        assert_eq!(k.last_listing(), "{pw}:fetcher:last_listing");
     }
 }
