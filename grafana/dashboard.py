@@ -102,8 +102,12 @@ ts("Outbox", [('max(pw_outbox_entries)', "results waiting")], 16, "short",
    desc=QUIET + "Finished results the manager has not accepted yet (sampled by the fetcher).")
 nl()
 ts("Fetcher", [
-    (f'sum by (site) (rate(pw_tasks_fetched_total[{R}]))', "fetched {{site}}"),
-    (f'sum by (site) (rate(pw_tasks_deduplicated_total[{R}]))', "deduplicated {{site}}")], 0, "ops")
+    (f'sum by (site) (rate(pw_tasks_fetched_total[{R}]))', "fetched {{site}}")], 0, "ops", w=4,
+   desc="Tasks listed by GET /links.")
+ts("Listed again (deduplicated)", [
+    (f'sum by (site) (rate(pw_tasks_deduplicated_total[{R}]))', "deduplicated {{site}}")], 4, "ops", w=4,
+   desc=QUIET + "Listed tasks already in our hands (queued, running or reported): the manager listed them "
+        "twice and the fetcher skipped them.")
 ts("Fetcher leader", [('sum(pw_fetcher_leader)', "leaders")], 8, "short",
    desc="Fetchers holding the leader lease: 1 when healthy.")
 ts("Backpressure and API key", [
@@ -126,9 +130,13 @@ ts("API latency p90", [
 nl()
 ts("Redis and manager reachable", [
     (f'min(pw_redis_up {ROLE})', "redis up (worst process)"),
-    (f'min(pw_manager_up {ROLE})', "manager up (worst process)")], 0, "bool_yes_no", w=12,
+    (f'min(pw_manager_up {ROLE})', "manager up (worst process)")], 0, "bool_yes_no", w=8,
    desc="1 when the last command / request of every selected process got an answer.")
-ts("Processes by role", [('count by (role) (pw_build_info{role=~"$role"})', "{{role}}")], 12, "short", w=12)
+ts("Redis data loss", [
+    (f'sum by (op) (increase(pw_redis_data_loss_total[{R}]) {ROLE})', "found at {{op}}")], 8, "short", w=8,
+   desc=QUIET + "Times a process found the consumer group or a task stream gone (NOGROUP): Redis lost the "
+        "task ledger. What PwRedisDataLoss watches; see its runbook.")
+ts("Processes by role", [('count by (role) (pw_build_info{role=~"$role"})', "{{role}}")], 16, "short", w=8)
 nl()
 row("Browser pool and capacity")
 ts("Slots", [

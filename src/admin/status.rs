@@ -1,9 +1,11 @@
-//! `pwctl status`: one look at the whole fleet from Redis.
+//! `pwctl status`: one look at the whole fleet from Redis, including the fetcher's listings (under way and
+//! the last finished), read in the JSON the fetcher stores (`src/fetcher/listing.rs`), not through its types.
 
 use std::collections::BTreeMap;
 
 use redis::AsyncCommands;
 use redis::streams::{StreamInfoConsumersReply, StreamInfoGroupsReply, StreamPendingReply};
+use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::output::{human_ms, stream_id_ms, table};
@@ -37,6 +39,84 @@ impl ConsumerRow {
     pub(crate) fn total_pending(&self) -> u64 {
         self.pending.values().sum()
     }
+}
+
+/// A `GET /links` under way: one field of `StreamKeys::listing` (the fetcher's token → this JSON).
+#[derive(Debug, Clone, Deserialize)]
+struct UnderWay {
+    started_ms: u64,
+    beat_ms: u64,
+    limit: u32,
+}
+
+/// The last listing a fetcher finished: `StreamKeys::last_listing`.
+#[derive(Debug, Clone, Deserialize)]
+struct Finished {
+    holder: String,
+    started_ms: u64,
+    ended_ms: u64,
+    limit: u32,
+}
+
+/// The listings under way (holder, record; an unreadable record as `None`) and the last finished one.
+async fn listings(
+    ctx: &Ctx,
+) -> Result<(Vec<(String, Option<UnderWay>)>, Option<Finished>), AdminError> {
+    let mut conn = ctx.conn();
+    let raw: Vec<(String, String)> = conn
+        .hgetall(ctx.keys.listing())
+        .await
+        .map_err(StreamError::redis("HGETALL listing"))?;
+    let under_way = raw
+        .into_iter()
+        .map(|(holder, v)| (holder, serde_json::from_str(&v).ok()))
+        .collect();
+    let last: Option<String> = conn
+        .get(ctx.keys.last_listing())
+        .await
+        .map_err(StreamError::redis("GET last listing"))?;
+    Ok((under_way, last.and_then(|v| serde_json::from_str(&v).ok())))
+}
+
+/// The listing lines of the text output.
+fn listing_text(
+    under_way: &[(String, Option<UnderWay>)],
+    last: Option<&Finished>,
+    now: u64,
+) -> String {
+    let mut text = String::new();
+    if under_way.is_empty() {
+        text.push_str(
+            "Listing under way: none
+",
+        );
+    }
+    for (holder, record) in under_way {
+        text.push_str(&match record {
+            Some(r) => format!(
+                "Listing under way: {holder} for {} (limit {}, heartbeat {} ago)
+",
+                human_ms(now.saturating_sub(r.started_ms)),
+                r.limit,
+                human_ms(now.saturating_sub(r.beat_ms))
+            ),
+            None => format!(
+                "Listing under way: {holder} (unreadable record)
+"
+            ),
+        });
+    }
+    text.push_str(&match last {
+        Some(l) => format!(
+            "Last listing: {} ago by {}, took {} (limit {})\n",
+            human_ms(now.saturating_sub(l.ended_ms)),
+            l.holder,
+            human_ms(l.ended_ms.saturating_sub(l.started_ms)),
+            l.limit
+        ),
+        None => "Last listing: none recorded\n".into(),
+    });
+    text
 }
 
 /// Length, lag, pending and the oldest pending entry's age of one stream.
@@ -167,6 +247,7 @@ pub(super) async fn status(ctx: &Ctx) -> Result<Out, AdminError> {
         .pttl(ctx.keys.leader())
         .await
         .map_err(StreamError::redis("PTTL leader"))?;
+    let (under_way, last) = listings(ctx).await?;
     let now = now_ms();
 
     let json = json!({
@@ -191,7 +272,15 @@ pub(super) async fn status(ctx: &Ctx) -> Result<Out, AdminError> {
         })).collect::<Vec<_>>(),
         "drains": drains,
         "fetcher_leader": leader.as_ref().map(|l| json!({ "holder": l, "ttl_ms": leader_ttl })),
-        "last_listing": Value::Null,
+        "listings_under_way": under_way.iter().map(|(holder, r)| match r {
+            Some(r) => json!({
+                "holder": holder, "started_ms": r.started_ms, "heartbeat_ms": r.beat_ms, "limit": r.limit,
+            }),
+            None => json!({ "holder": holder, "unreadable": true }),
+        }).collect::<Vec<_>>(),
+        "last_listing": last.as_ref().map_or(Value::Null, |l| json!({
+            "holder": l.holder, "started_ms": l.started_ms, "ended_ms": l.ended_ms, "limit": l.limit,
+        })),
     });
 
     let mut text = String::from("Streams\n");
@@ -225,7 +314,7 @@ pub(super) async fn status(ctx: &Ctx) -> Result<Out, AdminError> {
         ),
         None => "Fetcher leader: none\n".into(),
     });
-    text.push_str("Last listing: not recorded by this fetcher version\n");
+    text.push_str(&listing_text(&under_way, last.as_ref(), now));
     text.push_str(&format!("\nConsumers ({})\n", consumers.len()));
     if !consumers.is_empty() {
         let rows: Vec<Vec<String>> = consumers.iter().map(|c| c.table_row(&drains)).collect();

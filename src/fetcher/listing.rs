@@ -3,7 +3,8 @@
 //! queued) is never silent. One hash (`<prefix>:fetcher:listing`), one field per fetcher token, holding when
 //! the listing started, its `limit` and a heartbeat renewed with the lease. A leader that finds another
 //! fetcher's record whose heartbeat is older than `stale_after` reports it (ERROR + metric) and removes it
-//! with a compare-and-delete, so two leaders never report one listing twice.
+//! with a compare-and-delete, so two leaders never report one listing twice. Ending a listing also writes it
+//! as the last finished one (`<prefix>:fetcher:last_listing`), which `pwctl status` shows.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -20,6 +21,19 @@ struct Record {
     /// Last sign of life of the fetcher while it listed or queued, ms since the Unix epoch.
     beat_ms: u64,
     /// Tasks asked for: at most this many were handed out.
+    limit: u32,
+}
+
+/// The last listing a fetcher finished, as stored (JSON) at `StreamKeys::last_listing`.
+#[derive(Debug, Clone, Serialize)]
+struct Finished<'a> {
+    /// The fetcher's lease token.
+    holder: &'a str,
+    /// When its `GET /links` was about to be sent, ms since the Unix epoch.
+    started_ms: u64,
+    /// When its page was queued (or its loss logged), ms since the Unix epoch.
+    ended_ms: u64,
+    /// Tasks asked for.
     limit: u32,
 }
 
@@ -42,6 +56,7 @@ pub struct LostListing {
 pub struct ListingRecord {
     conn: RedisConn,
     key: String,
+    last_key: Option<String>,
     token: String,
     stale_after: Duration,
     current: Option<Record>,
@@ -71,10 +86,17 @@ impl ListingRecord {
         Self {
             conn,
             key,
+            last_key: None,
             token,
             stale_after,
             current: None,
         }
+    }
+
+    /// Also writes every finished listing of ours to `key` (the last one overwrites the one before).
+    pub fn with_last_key(mut self, key: String) -> Self {
+        self.last_key = Some(key);
+        self
     }
 
     /// Whether a listing of ours is recorded (begun and not yet ended, or its end could not be written).
@@ -122,7 +144,19 @@ impl ListingRecord {
     /// The Redis error; the record then stays open and the next [`ListingRecord::begin`] or `end` replaces it.
     pub async fn end(&mut self) -> redis::RedisResult<()> {
         let mut conn = self.conn.clone();
-        let _: i64 = conn.hdel(&self.key, &self.token).await?;
+        let mut pipe = redis::pipe();
+        pipe.atomic().hdel(&self.key, &self.token).ignore();
+        if let (Some(last_key), Some(record)) = (&self.last_key, self.current) {
+            let finished = Finished {
+                holder: &self.token,
+                started_ms: record.started_ms,
+                ended_ms: now_ms(),
+                limit: record.limit,
+            };
+            let value = serde_json::to_string(&finished).unwrap_or_default();
+            pipe.set(last_key, value).ignore();
+        }
+        let () = pipe.query_async(&mut conn).await?;
         self.current = None;
         Ok(())
     }

@@ -101,7 +101,8 @@ impl Fetcher {
             producer.keys().listing(),
             token.clone(),
             settings.leader_ttl * LISTING_STALE_LEASES,
-        );
+        )
+        .with_last_key(producer.keys().last_listing());
         let lease = LeaderLease::new(
             producer.connection(),
             producer.keys().leader(),

@@ -18,6 +18,7 @@
 //! | `<prefix>:tasks:dead` | dead-letter stream: entries that could not be processed, each with a reason | settle with a dead-letter copy | `pwctl dead purge` |
 //! | `<prefix>:fetcher:leader` | the fetcher's leader lease | fetcher leader | its owner (compare-and-delete) |
 //! | `<prefix>:fetcher:listing` | hash, one field per fetcher token: a `GET /links` under way (start, limit, heartbeat), removed once its page is queued; a stale one is a listing lost with its fetcher | fetcher | fetcher |
+//! | `<prefix>:fetcher:last_listing` | the last finished listing (JSON: when, limit, how many listed), for `pwctl status` | fetcher | overwritten |
 //! | `<prefix>:control:*` | paused domains, breaker state and drain requests (`control` module) | pwctl, executors | pwctl, expiry |
 //! | `<prefix>:totp:*` | TOTP codes already typed, fleet-wide (`totp` module) | recipe driver | expiry |
 //!
@@ -171,6 +172,11 @@ impl StreamKeys {
     pub fn listing(&self) -> String {
         format!("{}:fetcher:listing", self.prefix)
     }
+
+    /// The last listing a fetcher finished (a string: JSON of its holder, start, end and limit).
+    pub fn last_listing(&self) -> String {
+        format!("{}:fetcher:last_listing", self.prefix)
+    }
 }
 
 /// Creates the consumer group [`GROUP`] on both task streams (and the streams themselves). The group starts
@@ -256,5 +262,6 @@ mod tests {
         assert_eq!(k.per_task_prefix(TaskKey::Run), "{pw}:run:");
         assert_eq!(k.leader(), "{pw}:fetcher:leader");
         assert_eq!(k.listing(), "{pw}:fetcher:listing");
+        assert_eq!(k.last_listing(), "{pw}:fetcher:last_listing");
     }
 }

@@ -1,5 +1,5 @@
 //! The real `pwctl` binary against a real Redis (and the real `executor` binary where work must run):
-//! status, dead letters (replayed through the fetcher's de-duplicating enqueue), the outbox (masked show,
+//! status (with the real fetcher's listings), dead letters (replayed through the fetcher's de-duplicating enqueue), the outbox (masked show,
 //! export before drop), consumers, drain, pause and resume; `--json`, exit codes 0/1/2.
 
 use std::os::unix::fs::PermissionsExt;
@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::control::run_fetcher;
 use crate::helpers::executor::{OUTBOX_KEY_HEX, TestEnv, signal, spawn_binary};
+use crate::helpers::monitoring::{Proc, free_addr};
 use crate::helpers::streams::{enqueue, enqueue_raw, entry, stream_settings};
 use crate::helpers::{cleanup, eventually, redis_conn, redis_url, unique_prefix};
 
@@ -448,5 +449,79 @@ async fn pwctl_pause_and_resume_show_in_status() {
         .await
         .unwrap();
     assert_eq!(bad_url.status.code(), Some(2));
+    cleanup(&prefix).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pwctl_status_shows_the_listing_under_way_and_then_the_last_listing() {
+    let sim = crate::helpers::fetcher::simulator(2, 0).await;
+    // Every answer waits 3 s: the real fetcher's GET /links is seen under way first.
+    let mut faults = sim.faults();
+    faults.slow = 1.0;
+    faults.slow_ms = 3_000;
+    sim.set_faults(faults).unwrap();
+    let prefix = unique_prefix();
+    let fetcher = Proc::spawn(
+        "fetcher",
+        env!("CARGO_BIN_EXE_fetcher"),
+        &[
+            ("PW_API_BASE_URL", sim.api_base_url()),
+            ("PW_API_KEY", crate::helpers::fetcher::SIM_KEY.to_owned()),
+            ("PW_REDIS_URL", redis_url()),
+            ("PW_KEY_PREFIX", prefix.clone()),
+            ("PW_METRICS_ADDR", free_addr()),
+            ("PW_FETCH_LIMIT", "7".to_owned()),
+            ("PW_POLL_MIN_MS", "50".to_owned()),
+            ("PW_POLL_MAX_MS", "200".to_owned()),
+            ("PW_API_TIMEOUT_MS", "30000".to_owned()),
+            ("PW_LOG", "warn".to_owned()),
+        ],
+    );
+    let tag = format!("-{}-", fetcher.pid());
+    let under_way = eventually(Duration::from_secs(20), "a listing under way", || {
+        fetcher.assert_running();
+        let (prefix, tag) = (prefix.clone(), tag.clone());
+        async move {
+            let st = pwctl(&prefix, &["status"]).await;
+            let first = ok(&st)["listings_under_way"].get(0)?.clone();
+            first["holder"].as_str()?.contains(&tag).then_some(first)
+        }
+    })
+    .await;
+    assert_eq!(under_way["limit"], 7, "{under_way}");
+    let holder = under_way["holder"].as_str().unwrap().to_owned();
+    let text = pwctl_with(&prefix, true, false, &["status"]).await;
+    assert!(
+        text.stdout
+            .contains(&format!("Listing under way: {holder} for ")),
+        "{}",
+        text.stdout
+    );
+    faults.slow = 0.0;
+    sim.set_faults(faults).unwrap();
+    let last = eventually(Duration::from_secs(20), "the listing finished", || {
+        let prefix = prefix.clone();
+        async move {
+            let st = pwctl(&prefix, &["status"]).await;
+            let last = ok(&st)["last_listing"].clone();
+            (!last.is_null()).then_some(last)
+        }
+    })
+    .await;
+    assert_eq!(last["holder"], holder.as_str(), "{last}");
+    assert_eq!(last["limit"], 7, "{last}");
+    let (started, ended) = (
+        last["started_ms"].as_u64().unwrap(),
+        last["ended_ms"].as_u64().unwrap(),
+    );
+    assert!(started <= ended, "{last}");
+    let text = pwctl_with(&prefix, true, false, &["status"]).await;
+    assert!(
+        text.stdout.contains(&format!(" ago by {holder}, took ")),
+        "{}",
+        text.stdout
+    );
+    assert!(!text.stdout.contains("not recorded"), "{}", text.stdout);
+    drop(fetcher);
     cleanup(&prefix).await;
 }

@@ -205,6 +205,11 @@ impl Prometheus {
         prom
     }
 
+    /// Its base URL (`http://127.0.0.1:<port>`).
+    pub fn url(&self) -> &str {
+        &self.base
+    }
+
     /// The `data` of `GET /api/v1/query?query=expr`, or the error Prometheus gave.
     pub async fn query(&self, expr: &str) -> Result<Value, String> {
         self.api("query", &[("query", expr)]).await
