@@ -12,7 +12,7 @@ vars! {
     /// Every Redis and stream variable.
     STREAM_VARS;
     REDIS_URL: SecretString = secret().or("redis://127.0.0.1:6379"), [F, E], "Redis URL; may carry a password; rediss:// for TLS; redis+sentinel://:PASSWORD@HOST1:PORT1,HOST2:PORT2/MASTER-NAME for Sentinel";
-    KEY_PREFIX: String = text().or("{pw}"), [F, E], "Prefix of every Redis key; keep one {hash tag} for Redis Cluster";
+    KEY_PREFIX: String = text().or("{pw}"), [F, E], "Prefix of every Redis key, one {hash tag} (Redis Cluster is not supported)";
     STREAM_MAXLEN: u64 = int(100, 100_000_000).or("100000"), [F, E], "Approximate cap of each task stream (XADD MAXLEN ~)";
     CLAIM_IDLE_MS: Duration = millis(1, WEEK_MS).or("60000"), [F, E], "An entry idle this long belongs to a dead executor and is reclaimed";
     LEASE_RENEW_MS: Duration = millis(1, WEEK_MS).or("10000"), [E], "How often a live executor renews the entries it runs; under half of PW_CLAIM_IDLE_MS";
