@@ -37,7 +37,10 @@ pub use synthetic::{SyntheticDriver, drivers_from_config};
 pub use validate::{validate_registration, validate_task};
 
 /// How long a drain waits for abandoned runs after the grace period ran out.
-const HARD_STOP_WAIT: Duration = Duration::from_secs(5);
+const HARD_STOP_WAIT: Duration = Duration::from_secs(3);
+
+/// How long a clean exit tries to leave the consumer group.
+const RETIRE_WAIT: Duration = Duration::from_secs(1);
 
 /// How long claiming pauses after the manager refused our API key (401/403) before trying again.
 pub const HALT_PAUSE: Duration = Duration::from_secs(30);
@@ -258,13 +261,17 @@ impl Executor {
         background.wait().await;
         // A clean exit leaves the group when nothing is pending for us (else the entries are reclaimed and
         // the reclaim pass prunes us a day later).
-        match self.inner.consumer.retire().await {
-            Ok(true) => tracing::info!("left the consumer group"),
-            Ok(false) => tracing::info!(
+        // Bounded: during a Redis outage the exit must not wait for reconnects.
+        match tokio::time::timeout(RETIRE_WAIT, self.inner.consumer.retire()).await {
+            Ok(Ok(true)) => tracing::info!("left the consumer group"),
+            Ok(Ok(false)) => tracing::info!(
                 "entries still pending for us: staying in the group for their reclaim"
             ),
-            Err(e) => {
+            Ok(Err(e)) => {
                 tracing::warn!(error = %e, "cannot leave the consumer group; it is pruned later")
+            }
+            Err(_) => {
+                tracing::warn!("Redis too slow to leave the consumer group; it is pruned later")
             }
         }
         if !cancel.is_cancelled() {

@@ -259,6 +259,7 @@ async fn chaos_sigterm_during_a_redis_outage_exits_within_the_grace_period() {
     })
     .await;
     let took = sent.elapsed();
+    eprintln!("exited {took:?} after SIGTERM");
     assert!(
         took < Duration::from_secs(3 + 8),
         "exit {took:?} after SIGTERM (grace 3 s):\n{}",
