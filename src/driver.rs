@@ -21,7 +21,11 @@ pub enum FailureKind {
     Input,
     /// The mailbox: its login was refused, or the mail did not come.
     Mail,
-    /// A step or the whole run ran out of time.
+    /// The page is not what the recipe was written for: an element a step acts on is missing, or a step on
+    /// the page (not a page load, a mail or a TOTP wait) ran out of time waiting for it. Usually the site
+    /// changed its pages (sometimes it is only slow); what the circuit breaker counts, with `Recipe`.
+    Structure,
+    /// A page load, a mail or TOTP wait, or the whole run ran out of time.
     Timeout,
     /// The browser crashed or misbehaved.
     Browser,

@@ -29,6 +29,9 @@ pub enum BrowserError {
     /// A page command or navigation failed.
     #[error("{0}")]
     Page(String),
+    /// No element matches the selector a command acts on (the page is not what the caller expected).
+    #[error("no element matches {0:?}")]
+    NoElement(String),
     /// A step did not finish in time.
     #[error("timed out after {ms} ms: {what}")]
     Timeout {

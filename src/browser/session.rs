@@ -144,7 +144,7 @@ impl Session {
     /// (`Input.insertText`, so frameworks see real input events), then fires `change`.
     ///
     /// # Errors
-    /// [`BrowserError::Page`] when nothing matches.
+    /// [`BrowserError::NoElement`] when nothing matches.
     pub async fn fill(&self, selector: &str, text: &str) -> Result<(), BrowserError> {
         self.call(JS_FOCUS_CLEAR, &[selector.into()])
             .await
@@ -162,13 +162,13 @@ impl Session {
     /// Clicks the first element matching `selector` with real mouse events (scrolled into view first).
     ///
     /// # Errors
-    /// [`BrowserError::Page`] when nothing matches or it cannot be clicked.
+    /// [`BrowserError::NoElement`] when nothing matches, [`BrowserError::Page`] when it cannot be clicked.
     pub async fn click(&self, selector: &str) -> Result<(), BrowserError> {
         let element = self
             .page
             .find_element(selector)
             .await
-            .map_err(|_| BrowserError::Page(format!("no element matches {selector:?}")))?;
+            .map_err(|_| BrowserError::NoElement(selector.to_owned()))?;
         element.click().await.map_err(page_err("click failed"))?;
         Ok(())
     }
@@ -176,7 +176,7 @@ impl Session {
     /// Chooses the option of a `<select>` whose value or visible text is `choice`.
     ///
     /// # Errors
-    /// [`BrowserError::Page`] when the select or the option is missing.
+    /// [`BrowserError::NoElement`] when the select is missing, [`BrowserError::Page`] when the option is.
     pub async fn select(&self, selector: &str, choice: &str) -> Result<(), BrowserError> {
         let r = self
             .call(JS_SELECT, &[selector.into(), choice.into()])
@@ -186,16 +186,14 @@ impl Session {
             Some("no-option") => Err(BrowserError::Page(format!(
                 "{selector:?} has no option {choice:?}"
             ))),
-            _ => Err(BrowserError::Page(format!(
-                "no element matches {selector:?}"
-            ))),
+            _ => Err(BrowserError::NoElement(selector.to_owned())),
         }
     }
 
     /// Sets a checkbox or radio to `on` (clicking it only when it differs).
     ///
     /// # Errors
-    /// [`BrowserError::Page`] when nothing matches.
+    /// [`BrowserError::NoElement`] when nothing matches.
     pub async fn check(&self, selector: &str, on: bool) -> Result<(), BrowserError> {
         self.call(JS_CHECK, &[selector.into(), on.into()])
             .await
@@ -205,13 +203,13 @@ impl Session {
     /// Puts a local file into the file input matching `selector` (fires `input` and `change`).
     ///
     /// # Errors
-    /// [`BrowserError::Page`] when nothing matches or the file cannot be set.
+    /// [`BrowserError::NoElement`] when nothing matches, [`BrowserError::Page`] when the file cannot be set.
     pub async fn upload(&self, selector: &str, path: &std::path::Path) -> Result<(), BrowserError> {
         let element = self
             .page
             .find_element(selector)
             .await
-            .map_err(|_| BrowserError::Page(format!("no element matches {selector:?}")))?;
+            .map_err(|_| BrowserError::NoElement(selector.to_owned()))?;
         let mut params = SetFileInputFilesParams::new(vec![path.display().to_string()]);
         params.backend_node_id = Some(element.backend_node_id);
         self.page
@@ -311,9 +309,7 @@ impl Drop for Session {
 fn found(selector: &str) -> impl Fn(Value) -> Result<(), BrowserError> + '_ {
     move |v| match v.as_bool() {
         Some(true) => Ok(()),
-        _ => Err(BrowserError::Page(format!(
-            "no element matches {selector:?}"
-        ))),
+        _ => Err(BrowserError::NoElement(selector.to_owned())),
     }
 }
 

@@ -4,14 +4,15 @@ use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
 
+use super::redis_url::RedisAddress;
 use super::source::{ConfigError, Source, invalid};
 use super::var::*;
 
 vars! {
     /// Every Redis and stream variable.
     STREAM_VARS;
-    REDIS_URL: SecretString = secret().or("redis://127.0.0.1:6379"), [F, E], "Redis URL; may carry a password; rediss:// for TLS";
-    KEY_PREFIX: String = text().or("{pw}"), [F, E], "Prefix of every Redis key; keep one {hash tag} for Redis Cluster";
+    REDIS_URL: SecretString = secret().or("redis://127.0.0.1:6379"), [F, E], "Redis URL; may carry a password; rediss:// for TLS; redis+sentinel://:PASSWORD@HOST1:PORT1,HOST2:PORT2/MASTER-NAME for Sentinel";
+    KEY_PREFIX: String = text().or("{pw}"), [F, E], "Prefix of every Redis key, one {hash tag} (Redis Cluster is not supported)";
     STREAM_MAXLEN: u64 = int(100, 100_000_000).or("100000"), [F, E], "Approximate cap of each task stream (XADD MAXLEN ~)";
     CLAIM_IDLE_MS: Duration = millis(1, WEEK_MS).or("60000"), [F, E], "An entry idle this long belongs to a dead executor and is reclaimed";
     LEASE_RENEW_MS: Duration = millis(1, WEEK_MS).or("10000"), [E], "How often a live executor renews the entries it runs; under half of PW_CLAIM_IDLE_MS";
@@ -46,15 +47,10 @@ impl StreamSettings {
     /// [`ConfigError`] naming the variable.
     pub fn from_source(src: &Source) -> Result<Self, ConfigError> {
         let redis_url = src.get(&REDIS_URL)?;
-        let scheme_ok = ["redis://", "rediss://", "unix://", "redis+unix://"]
-            .iter()
-            .any(|s| redis_url.expose_secret().starts_with(s));
-        if !scheme_ok {
-            return Err(ConfigError::Invalid {
-                var: REDIS_URL.name,
-                reason: "must start with redis://, rediss:// or unix://".into(),
-            });
-        }
+        RedisAddress::parse(redis_url.expose_secret()).map_err(|reason| ConfigError::Invalid {
+            var: REDIS_URL.name,
+            reason,
+        })?;
         let key_prefix = src.get(&KEY_PREFIX)?;
         if key_prefix.chars().any(|c| c.is_whitespace()) {
             return Err(invalid(&KEY_PREFIX, &key_prefix, "a prefix without spaces"));

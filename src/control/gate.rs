@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 use super::breaker::{Verdict, verdict};
 use super::{Breaker, BreakerState, Control, DomainTask, FailureCount, Pause, PausedBy, now_ms};
 use crate::config::ControlSettings;
+use crate::driver::DriverError;
 use crate::metrics::{ControlMetrics, DomainControl, Metrics};
 use crate::streams::StreamError;
 
@@ -249,9 +250,9 @@ impl<T> Gate<T> {
         items
     }
 
-    /// A run of `task_id` of `domain` ended (`Err`: the failure's message): recipe/structure failures count
-    /// towards the domain's breaker, and a probe's end closes or re-opens it.
-    pub async fn finished(&self, domain: &str, task_id: &str, result: Result<(), &str>) {
+    /// A run of `task_id` of `domain` ended (`Err`: the driver's error): recipe/structure failures (by the
+    /// error's kind) count towards the domain's breaker, and a probe's end closes or re-opens it.
+    pub async fn finished(&self, domain: &str, task_id: &str, result: Result<(), &DriverError>) {
         let probe = lock(&self.probes).remove(task_id);
         if self.settings.breaker_threshold == 0 && !probe {
             return;
@@ -260,10 +261,15 @@ impl<T> Gate<T> {
         let now = now_ms();
         let changed = match v {
             Verdict::Structural => {
-                let message = result.err().unwrap_or_default();
+                let message = result.err().map(ToString::to_string).unwrap_or_default();
                 match self
                     .control
-                    .record_failure(&self.settings, DomainTask { domain, task_id }, message, now)
+                    .record_failure(
+                        &self.settings,
+                        DomainTask { domain, task_id },
+                        &message,
+                        now,
+                    )
                     .await
                 {
                     Ok(FailureCount::Opened(n)) => {

@@ -59,7 +59,7 @@ impl From<&DriverError> for Failure {
 pub fn driver_error_class(err: &DriverError) -> ErrorClass {
     match err.kind {
         FailureKind::Site => ErrorClass::Site,
-        FailureKind::Recipe => ErrorClass::Recipe,
+        FailureKind::Recipe | FailureKind::Structure => ErrorClass::Recipe,
         FailureKind::Captcha => ErrorClass::Captcha,
         FailureKind::Input => ErrorClass::Input,
         FailureKind::Mail => ErrorClass::Mail,

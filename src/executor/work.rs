@@ -213,10 +213,8 @@ impl Inner {
         };
         self.metrics
             .stage_duration(entry.site, Stage::Register, t0.elapsed());
-        let message = result.as_ref().err().map(ToString::to_string);
-        let ended = message.as_deref().map_or(Ok(()), Err);
         self.gate
-            .finished(&entry.domain, entry.id.as_str(), ended)
+            .finished(&entry.domain, entry.id.as_str(), result.as_ref().map(drop))
             .await;
         let record = match result {
             Ok(reg) => self.record(claimed, entry, Report::Complete(reg), attempts),

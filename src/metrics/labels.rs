@@ -119,7 +119,7 @@ label_enum!(
         /// The site refused (an error shown on the page, a 4xx/5xx from the site).
         Site => "site",
         /// The recipe met a page it was not written for (a `fail_if` guard with `kind = "recipe"`, an
-        /// invalid selector).
+        /// invalid selector, an element missing or never appearing: a step on the page timed out).
         Recipe => "recipe",
         /// A CAPTCHA was shown.
         Captcha => "captcha",

@@ -28,8 +28,18 @@ impl From<BrowserError> for DriverError {
             BrowserError::Launch(_) | BrowserError::Crashed => FailureKind::Browser,
             BrowserError::Timeout { .. } => FailureKind::Timeout,
             BrowserError::Page(_) => FailureKind::Network,
+            BrowserError::NoElement(_) => FailureKind::Structure,
         };
         DriverError::new(kind, true, e.to_string())
+    }
+}
+
+/// The kind of a step that ran out of time: waiting on the page's elements is [`FailureKind::Structure`]
+/// (an element that never appears); a page load, a mail and a TOTP window are [`FailureKind::Timeout`].
+fn timeout_kind(action: &Action) -> FailureKind {
+    match action {
+        Action::Goto(_) | Action::WaitMail(_) | Action::Totp(_) => FailureKind::Timeout,
+        _ => FailureKind::Structure,
     }
 }
 
@@ -167,7 +177,7 @@ impl Run<'_> {
         let result = match tokio::time::timeout(limit, self.exec(&step.action, limit)).await {
             Ok(r) => r,
             Err(_) => Err(transient(
-                FailureKind::Timeout,
+                timeout_kind(&step.action),
                 format!(
                     "step {} ({}) timed out after {} ms",
                     step.index,

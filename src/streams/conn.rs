@@ -1,29 +1,64 @@
 //! The one Redis connection type of the crate ([`RedisConn`]): every role (fetcher, executor, control,
 //! `pwctl`, the TOTP ledger) talks to Redis through it, so every role follows the same reconnect rules.
 //!
-//! For a plain URL (`redis://`, `rediss://`, `unix://`) it is redis-rs's [`ConnectionManager`]: one
-//! multiplexed connection, replaced in the background after an I/O error.
+//! - A plain URL (`redis://`, `rediss://`, `unix://`) is redis-rs's [`ConnectionManager`]: one multiplexed
+//!   connection, replaced in the background after an I/O error.
+//! - A Sentinel URL (`redis+sentinel://…/<master-name>`, see [`crate::config::RedisAddress`]) asks the
+//!   sentinels for the master, connects to it and checks that `ROLE` answers `master` (a sentinel that has
+//!   not seen a failover yet can name the demoted node). A connection error, a timeout or a `READONLY` /
+//!   `MASTERDOWN` / `LOADING` answer drops that connection; the next command asks the sentinels again, with
+//!   backoff, for at most [`RESOLVE_BUDGET`]. A failed command is returned to its caller (which backs off
+//!   as it does for any Redis outage), except that a command refused with `READONLY`, `MASTERDOWN` or
+//!   `LOADING` (so not run) is sent once more to the new master. A demoted master is noticed without any
+//!   command failing: Sentinel disconnects its clients when it reconfigures it.
 
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
-use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
-use redis::{Cmd, Pipeline, RedisFuture, Value};
+use redis::aio::{
+    ConnectionLike, ConnectionManager, ConnectionManagerConfig, MultiplexedConnection,
+};
+use redis::sentinel::{SentinelClient, SentinelClientBuilder, SentinelServerType};
+use redis::{
+    AsyncConnectionConfig, Cmd, ConnectionAddr, ErrorKind, IntoConnectionInfo, Pipeline,
+    RedisError, RedisFuture, RedisResult, Role, TlsMode, Value,
+};
 use secrecy::{ExposeSecret, SecretString};
 
 use super::StreamError;
+use crate::config::{RedisAddress, SentinelAddress};
 
 /// How long opening a TCP connection (and its handshake) may take.
 const CONNECTION_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Where the Redis of a URL is, parsed once (the URL is never kept in the clear beyond the client).
+/// How long one look-up of the master (asking the sentinels, connecting, checking its role, with backoff
+/// between tries) may take before the command waiting for it fails.
+pub const RESOLVE_BUDGET: Duration = Duration::from_secs(5);
+
+/// First and longest pause between two look-ups of the master.
+const BACKOFF: (Duration, Duration) = (Duration::from_millis(100), Duration::from_secs(1));
+
+/// Where the Redis of a URL is, parsed once. Neither `Debug` nor any error shows the URL.
 #[derive(Clone)]
 pub struct RedisTarget {
-    client: redis::Client,
+    kind: TargetKind,
+}
+
+#[derive(Clone)]
+enum TargetKind {
+    Direct(Box<redis::Client>),
+    Sentinel(Arc<SentinelAddress>),
 }
 
 impl std::fmt::Debug for RedisTarget {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RedisTarget").finish_non_exhaustive()
+        let mut d = f.debug_struct("RedisTarget");
+        if let TargetKind::Sentinel(a) = &self.kind {
+            d.field("sentinels", &a.sentinels)
+                .field("master", &a.master);
+        }
+        d.finish_non_exhaustive()
     }
 }
 
@@ -33,27 +68,105 @@ impl RedisTarget {
     /// # Errors
     /// [`StreamError::BadUrl`] for an unusable URL.
     pub fn parse(url: &SecretString) -> Result<Self, StreamError> {
-        let client = redis::Client::open(url.expose_secret()).map_err(StreamError::BadUrl)?;
-        Ok(Self { client })
+        let kind = match RedisAddress::parse(url.expose_secret()).map_err(StreamError::bad_url)? {
+            RedisAddress::Direct => TargetKind::Direct(Box::new(
+                redis::Client::open(url.expose_secret())
+                    .map_err(|_| StreamError::bad_url("is not a valid Redis URL"))?,
+            )),
+            RedisAddress::Sentinel(address) => {
+                sentinel_client(&address)?;
+                TargetKind::Sentinel(Arc::new(address))
+            }
+        };
+        Ok(Self { kind })
     }
 
     /// Opens a reconnecting connection; `response_timeout` bounds each command (give blocking reads
     /// more than their BLOCK time).
     ///
     /// # Errors
-    /// [`StreamError::Unavailable`] when Redis cannot be reached.
+    /// [`StreamError::Unavailable`] when Redis (or, for a Sentinel URL, every sentinel or the master they
+    /// name) cannot be reached.
     pub async fn connect(&self, response_timeout: Duration) -> Result<RedisConn, StreamError> {
-        let config = ConnectionManagerConfig::new()
-            .set_response_timeout(Some(response_timeout))
-            .set_connection_timeout(Some(CONNECTION_TIMEOUT))
-            .set_number_of_retries(3);
-        let manager = ConnectionManager::new_with_config(self.client.clone(), config)
-            .await
-            .map_err(StreamError::redis("connect"))?;
-        Ok(RedisConn {
-            inner: Inner::Direct(manager),
-        })
+        // Boxed: the Sentinel look-up is a deep future, and callers nest this one deep in theirs.
+        Box::pin(self.open(response_timeout)).await
     }
+
+    async fn open(&self, response_timeout: Duration) -> Result<RedisConn, StreamError> {
+        let inner = match &self.kind {
+            TargetKind::Direct(client) => {
+                let config = ConnectionManagerConfig::new()
+                    .set_response_timeout(Some(response_timeout))
+                    .set_connection_timeout(Some(CONNECTION_TIMEOUT))
+                    .set_number_of_retries(3);
+                let manager = ConnectionManager::new_with_config((**client).clone(), config)
+                    .await
+                    .map_err(StreamError::redis("connect"))?;
+                Inner::Direct(manager)
+            }
+            TargetKind::Sentinel(address) => {
+                let shared = SentinelConn {
+                    address: Arc::clone(address),
+                    master_name: address.master.clone(),
+                    sentinels: tokio::sync::Mutex::new(sentinel_client(address)?),
+                    current: Mutex::new(None),
+                    generation: AtomicU64::new(0),
+                    failed_lookups: AtomicU64::new(0),
+                    last_error: Mutex::new(None),
+                    config: AsyncConnectionConfig::new()
+                        .set_response_timeout(Some(response_timeout))
+                        .set_connection_timeout(Some(CONNECTION_TIMEOUT)),
+                };
+                shared
+                    .master()
+                    .await
+                    .map_err(StreamError::redis("connect"))?;
+                let shared = Arc::new(shared);
+                tokio::spawn(watch(Arc::downgrade(&shared)));
+                Inner::Sentinel(shared)
+            }
+        };
+        Ok(RedisConn { inner })
+    }
+}
+
+/// The sentinel client of `address`, asking for its master.
+fn sentinel_client(address: &SentinelAddress) -> Result<SentinelClient, StreamError> {
+    let nodes = address.sentinels.iter().map(|(host, port)| {
+        if address.tls {
+            ConnectionAddr::TcpTls {
+                host: host.clone(),
+                port: *port,
+                insecure: false,
+                tls_params: None,
+            }
+        } else {
+            ConnectionAddr::Tcp(host.clone(), *port)
+        }
+    });
+    let bad = |_: RedisError| StreamError::bad_url("is not a usable Sentinel address");
+    let mut builder =
+        SentinelClientBuilder::new(nodes, &address.master, SentinelServerType::Master)
+            .map_err(bad)?
+            .set_client_to_redis_db(address.db);
+    if address.tls {
+        builder = builder
+            .set_client_to_redis_tls_mode(TlsMode::Secure)
+            .set_client_to_sentinel_tls_mode(TlsMode::Secure);
+    }
+    if let Some(user) = &address.username {
+        builder = builder.set_client_to_redis_username(user);
+    }
+    if let Some(password) = &address.password {
+        builder = builder.set_client_to_redis_password(password.expose_secret());
+    }
+    if let Some(user) = &address.sentinel_username {
+        builder = builder.set_client_to_sentinel_username(user);
+    }
+    if let Some(password) = &address.sentinel_password {
+        builder = builder.set_client_to_sentinel_password(password.expose_secret());
+    }
+    builder.build().map_err(bad)
 }
 
 /// A reconnecting Redis connection; cheap to clone (clones share the connection).
@@ -66,16 +179,330 @@ pub struct RedisConn {
 enum Inner {
     /// A plain URL: redis-rs's connection manager.
     Direct(ConnectionManager),
+    /// The master of a Sentinel-monitored group.
+    Sentinel(Arc<SentinelConn>),
 }
 
 impl std::fmt::Debug for RedisConn {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let kind = match self.inner {
-            Inner::Direct(_) => "direct",
+        let mut d = f.debug_struct("RedisConn");
+        match &self.inner {
+            Inner::Direct(_) => d.field("kind", &"direct"),
+            Inner::Sentinel(s) => d
+                .field("kind", &"sentinel")
+                .field("master_name", &s.master_name),
         };
-        f.debug_struct("RedisConn")
-            .field("kind", &kind)
-            .finish_non_exhaustive()
+        d.finish_non_exhaustive()
+    }
+}
+
+/// The master connection of a Sentinel URL, shared by the clones of one [`RedisConn`].
+struct SentinelConn {
+    address: Arc<SentinelAddress>,
+    master_name: String,
+    /// Asks the sentinels; held while one caller looks the master up, so the others wait for its answer.
+    sentinels: tokio::sync::Mutex<SentinelClient>,
+    /// The master connection in use, if any.
+    current: Mutex<Option<Current>>,
+    generation: AtomicU64,
+    /// Look-ups that failed; a caller that waited through a failed one fails too instead of trying again.
+    failed_lookups: AtomicU64,
+    last_error: Mutex<Option<RedisError>>,
+    config: AsyncConnectionConfig,
+}
+
+/// The master connection in use.
+#[derive(Clone)]
+struct Current {
+    conn: MultiplexedConnection,
+    /// Counts connections made; an error on an old one does not drop a newer one.
+    generation: u64,
+    /// The master's address, as the sentinels name it.
+    node: (String, u16),
+}
+
+/// `lock` that never panics: the data under these locks is always left consistent.
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The answer of a node that is not (or not yet) a writable master: the command did not run.
+fn refused_by_non_master(e: &RedisError) -> bool {
+    matches!(e.code(), Some("READONLY" | "MASTERDOWN" | "LOADING"))
+}
+
+/// An error after which the master connection is not used again.
+fn drops_connection(e: &RedisError) -> bool {
+    refused_by_non_master(e)
+        || e.is_io_error()
+        || e.is_connection_dropped()
+        || e.is_connection_refusal()
+        || e.is_timeout()
+        || e.is_unrecoverable_error()
+        // A MULTI/EXEC refused by a replica reports EXECABORT with the READONLY of its commands.
+        || (e.code() == Some("EXECABORT") && e.to_string().contains("READONLY"))
+}
+
+impl SentinelConn {
+    /// The master connection, looked up first if there is none.
+    async fn master(&self) -> RedisResult<Current> {
+        if let Some(current) = lock(&self.current).clone() {
+            return Ok(current);
+        }
+        let failed_before = self.failed_lookups.load(Ordering::SeqCst);
+        let mut sentinels = self.sentinels.lock().await;
+        if let Some(current) = lock(&self.current).clone() {
+            return Ok(current);
+        }
+        if self.failed_lookups.load(Ordering::SeqCst) != failed_before
+            && let Some(e) = lock(&self.last_error).clone()
+        {
+            return Err(e);
+        }
+        match self.look_up(&mut sentinels).await {
+            Ok((conn, node)) => {
+                let current = Current {
+                    conn,
+                    generation: self.generation.fetch_add(1, Ordering::SeqCst) + 1,
+                    node,
+                };
+                *lock(&self.current) = Some(current.clone());
+                Ok(current)
+            }
+            Err(e) => {
+                *lock(&self.last_error) = Some(e.clone());
+                self.failed_lookups.fetch_add(1, Ordering::SeqCst);
+                Err(e)
+            }
+        }
+    }
+
+    /// Asks the sentinels for the master until one answers with a node that is a master, for at most
+    /// [`RESOLVE_BUDGET`].
+    async fn look_up(
+        &self,
+        sentinels: &mut SentinelClient,
+    ) -> RedisResult<(MultiplexedConnection, (String, u16))> {
+        let deadline = Instant::now() + RESOLVE_BUDGET;
+        let mut pause = BACKOFF.0;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let error = match tokio::time::timeout(left, self.connect_master(sentinels)).await {
+                Ok(Ok(found)) => return Ok(found),
+                Ok(Err(e)) => e,
+                Err(_) => RedisError::from((
+                    ErrorKind::Io,
+                    "no Redis master found through the sentinels in time",
+                )),
+            };
+            if Instant::now() + pause >= deadline {
+                tracing::warn!(
+                    master_name = %self.master_name,
+                    error_kind = ?error.kind(),
+                    error_code = error.code().unwrap_or_default(),
+                    "no Redis master found through the sentinels"
+                );
+                return Err(error);
+            }
+            tracing::debug!(
+                master_name = %self.master_name,
+                error_kind = ?error.kind(),
+                "Redis master look-up failed; asking the sentinels again"
+            );
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(BACKOFF.1);
+        }
+    }
+
+    /// One look-up: the sentinels' master, connected, and checked to be a master itself.
+    async fn connect_master(
+        &self,
+        sentinels: &mut SentinelClient,
+    ) -> RedisResult<(MultiplexedConnection, (String, u16))> {
+        let node = sentinels.async_get_client().await?;
+        let addr = match node.get_connection_info().addr() {
+            ConnectionAddr::Tcp(host, port) | ConnectionAddr::TcpTls { host, port, .. } => {
+                (host.clone(), *port)
+            }
+            _ => (String::new(), 0),
+        };
+        let addr_text = format!("{}:{}", addr.0, addr.1);
+        let mut conn = node
+            .get_multiplexed_async_connection_with_config(&self.config)
+            .await?;
+        let role: Role = redis::cmd("ROLE").query_async(&mut conn).await?;
+        if !matches!(role, Role::Primary { .. }) {
+            tracing::warn!(
+                master_name = %self.master_name,
+                node = %addr_text,
+                "the sentinels named a Redis node that is not a master (a failover under way?)"
+            );
+            return Err(RedisError::from((
+                ErrorKind::MasterNameNotFoundBySentinel,
+                "the node the sentinels named is not a master",
+            )));
+        }
+        tracing::info!(master_name = %self.master_name, node = %addr_text, "connected to the Redis master");
+        Ok((conn, addr))
+    }
+
+    /// Stops using the connection of `generation` after `e` (a later generation is left alone).
+    fn forget(&self, generation: u64, e: &RedisError) {
+        let mut current = lock(&self.current);
+        if current.as_ref().is_some_and(|c| c.generation == generation) {
+            *current = None;
+            tracing::warn!(
+                master_name = %self.master_name,
+                error_kind = ?e.kind(),
+                error_code = e.code().unwrap_or_default(),
+                "Redis master connection dropped; asking the sentinels again"
+            );
+        }
+    }
+
+    async fn command(&self, cmd: &Cmd) -> RedisResult<Value> {
+        let Current {
+            mut conn,
+            generation,
+            ..
+        } = self.master().await?;
+        match conn.req_packed_command(cmd).await {
+            Err(e) if drops_connection(&e) => {
+                self.forget(generation, &e);
+                if !refused_by_non_master(&e) {
+                    return Err(e);
+                }
+                let Current {
+                    mut conn,
+                    generation,
+                    ..
+                } = self.master().await?;
+                let again = conn.req_packed_command(cmd).await;
+                if let Err(e2) = &again
+                    && drops_connection(e2)
+                {
+                    self.forget(generation, e2);
+                }
+                again
+            }
+            other => other,
+        }
+    }
+
+    async fn pipeline(
+        &self,
+        pipeline: &Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisResult<Vec<Value>> {
+        let Current {
+            mut conn,
+            generation,
+            ..
+        } = self.master().await?;
+        let result = conn.req_packed_commands(pipeline, offset, count).await;
+        if let Err(e) = &result
+            && drops_connection(e)
+        {
+            self.forget(generation, e);
+        }
+        result
+    }
+}
+
+/// How often the sentinels are asked whether the master moved.
+const WATCH_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Drops the master connection once most sentinels that answer name another master: a master demoted by a
+/// manual failover (or cut off by a partition) still answers as a master until Sentinel reconfigures it,
+/// which can take seconds; writes there would be lost. Runs until the last clone of the connection is gone.
+async fn watch(conn: std::sync::Weak<SentinelConn>) {
+    let mut sentinels: Vec<Option<MultiplexedConnection>> = Vec::new();
+    let mut tick = tokio::time::interval(WATCH_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let Some(shared) = conn.upgrade() else {
+            return;
+        };
+        let Some(current) = lock(&shared.current).clone() else {
+            continue;
+        };
+        sentinels.resize(shared.address.sentinels.len(), None);
+        let (mut same, mut other) = (0, 0);
+        for (i, cached) in sentinels.iter_mut().enumerate() {
+            match shared.named_master(i, cached).await {
+                Some(node) if node == current.node => same += 1,
+                Some(_) => other += 1,
+                None => {}
+            }
+            // With most sentinels agreeing that the master is still ours, the rest need not be asked.
+            if same * 2 > shared.address.sentinels.len() {
+                break;
+            }
+        }
+        if other > same {
+            let e = RedisError::from((
+                ErrorKind::MasterNameNotFoundBySentinel,
+                "the sentinels name another master",
+            ));
+            shared.forget(current.generation, &e);
+        }
+    }
+}
+
+impl SentinelConn {
+    /// The master sentinel `i` names (`SENTINEL GET-MASTER-ADDR-BY-NAME`), through `cached` (connected on
+    /// first use, dropped after an error); `None` when it cannot say.
+    async fn named_master(
+        &self,
+        i: usize,
+        cached: &mut Option<MultiplexedConnection>,
+    ) -> Option<(String, u16)> {
+        if cached.is_none() {
+            *cached = self.connect_sentinel(i).await.ok();
+        }
+        let conn = cached.as_mut()?;
+        let named: RedisResult<Option<(String, u16)>> = redis::cmd("SENTINEL")
+            .arg("GET-MASTER-ADDR-BY-NAME")
+            .arg(&self.master_name)
+            .query_async(conn)
+            .await;
+        match named {
+            Ok(node) => node,
+            Err(_) => {
+                *cached = None;
+                None
+            }
+        }
+    }
+
+    async fn connect_sentinel(&self, i: usize) -> RedisResult<MultiplexedConnection> {
+        let (host, port) = self.address.sentinels[i].clone();
+        let addr = if self.address.tls {
+            ConnectionAddr::TcpTls {
+                host,
+                port,
+                insecure: false,
+                tls_params: None,
+            }
+        } else {
+            ConnectionAddr::Tcp(host, port)
+        };
+        let mut settings = redis::RedisConnectionInfo::default();
+        if let Some(user) = &self.address.sentinel_username {
+            settings = settings.set_username(user);
+        }
+        if let Some(password) = &self.address.sentinel_password {
+            settings = settings.set_password(password.expose_secret());
+        }
+        let info = addr.into_connection_info()?.set_redis_settings(settings);
+        let config = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(1)))
+            .set_response_timeout(Some(Duration::from_millis(500)));
+        redis::Client::open(info)?
+            .get_multiplexed_async_connection_with_config(&config)
+            .await
     }
 }
 
@@ -83,6 +510,7 @@ impl ConnectionLike for RedisConn {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
         match &mut self.inner {
             Inner::Direct(c) => c.req_packed_command(cmd),
+            Inner::Sentinel(s) => Box::pin(s.command(cmd)),
         }
     }
 
@@ -94,12 +522,14 @@ impl ConnectionLike for RedisConn {
     ) -> RedisFuture<'a, Vec<Value>> {
         match &mut self.inner {
             Inner::Direct(c) => c.req_packed_commands(pipeline, offset, count),
+            Inner::Sentinel(s) => Box::pin(s.pipeline(pipeline, offset, count)),
         }
     }
 
     fn get_db(&self) -> i64 {
         match &self.inner {
             Inner::Direct(c) => c.get_db(),
+            Inner::Sentinel(s) => s.address.db,
         }
     }
 }

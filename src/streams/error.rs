@@ -4,8 +4,9 @@
 /// A Redis stream operation that did not happen.
 #[derive(Debug, thiserror::Error)]
 pub enum StreamError {
-    /// The Redis URL is unusable (bad scheme or syntax). A configuration error: fix it and restart.
-    #[error("the Redis URL is not usable")]
+    /// The Redis URL is unusable (bad scheme or syntax). A configuration error: fix it and restart. The
+    /// reason (the source's detail) never repeats the URL.
+    #[error("PW_REDIS_URL is not usable: {}", .0.detail().unwrap_or("bad syntax"))]
     BadUrl(#[source] redis::RedisError),
     /// Redis could not be reached or a command failed or timed out. Transient: back off and try again;
     /// nothing was acknowledged, so no entry is lost.
@@ -28,6 +29,15 @@ pub enum StreamError {
 }
 
 impl StreamError {
+    /// An unusable URL, for `reason` (which must not hold any part of the URL).
+    pub(crate) fn bad_url(reason: impl Into<String>) -> Self {
+        Self::BadUrl(redis::RedisError::from((
+            redis::ErrorKind::InvalidClientConfig,
+            "unusable Redis URL",
+            reason.into(),
+        )))
+    }
+
     /// Wraps a Redis error of the command `op`.
     pub(crate) fn redis(op: &'static str) -> impl FnOnce(redis::RedisError) -> Self {
         move |source| {

@@ -141,6 +141,17 @@ fn compose_dockerfile_is_multi_stage_with_chromium_and_an_init() {
     for needed in ["chromium", "tini", "ENTRYPOINT [\"/usr/bin/tini\""] {
         assert!(text.contains(needed), "Dockerfile lacks {needed}");
     }
+    // `--version` reads PODCAST_WORKER_COMMIT at compile time: the build argument precedes the cargo build.
+    let arg = text
+        .find("ARG PODCAST_WORKER_COMMIT")
+        .expect("Dockerfile lacks ARG PODCAST_WORKER_COMMIT");
+    let build = text
+        .find("cargo build --release")
+        .expect("Dockerfile builds nothing");
+    assert!(
+        arg < build,
+        "ARG PODCAST_WORKER_COMMIT comes after the cargo build"
+    );
     for line in text
         .lines()
         .filter(|l| l.starts_with("COPY ") && !l.contains("--from"))

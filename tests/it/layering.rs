@@ -51,7 +51,10 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "config", "shutdown", "control",
         ],
     ),
-    ("control", &["task", "config", "streams", "metrics"]),
+    (
+        "control",
+        &["task", "config", "streams", "metrics", "driver"],
+    ),
     (
         "admin",
         &["task", "config", "streams", "control", "outbox", "cli"],

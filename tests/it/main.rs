@@ -30,6 +30,8 @@ mod producer;
 mod readme;
 mod recipe_run;
 mod redis_outage;
+mod redis_tls;
+mod sentinel;
 mod smoke;
 mod streams;
 mod task_api;

@@ -195,9 +195,10 @@ async fn fails(recipe_steps: &str, image: &str) -> DriverError {
 async fn recipe_run_classifies_timeouts_captcha_5xx_and_bad_images() {
     let slow = "[[steps]]\ngoto = \"{{website}}/slow\"\n[[steps]]\nwait_for = \"#never\"\ntimeout_ms = 800\n";
     let e = fails(slow, "/cover.png").await;
+    // An element that never appears: the page is not what the recipe expects (what the breaker counts).
     assert!(
         e.transient
-            && e.kind == FailureKind::Timeout
+            && e.kind == FailureKind::Structure
             && e.message
                 .contains("step 2 (wait_for) timed out after 800 ms"),
         "{e:?}"
