@@ -2,6 +2,9 @@
 //! recipe's site errors and CAPTCHA selectors, checking step conditions, and classifying each failure by its
 //! [`FailureKind`]. Values typed or read never reach the step log or an error message.
 
+mod inputs;
+mod js;
+
 use std::time::{Duration, Instant, SystemTime};
 
 use secrecy::{ExposeSecret, SecretString};
@@ -9,12 +12,12 @@ use serde_json::{Value, json};
 
 use super::env::RecipeEnv;
 use super::template::Vars;
-use super::{Action, Condition, ExtractStep, GuardKind, MailStep, Recipe, Step, StepLog};
+use super::{Action, Condition, GuardKind, Recipe, Step, StepLog};
 use crate::browser::{BrowserError, Session};
 use crate::driver::{DriverError, FailureKind};
 use crate::image::DownloadedImage;
-use crate::mailbox::{MailLogin, MailQuery};
 use crate::task::Task;
+use js::{JS_FIND_TEXT, JS_NAV_STATUS, JS_STATUS, JS_VISIBLE_TEXT};
 
 /// How a step failed: its kind decides the task's fate (see [`FailureKind`]).
 pub(crate) type Failure = DriverError;
@@ -340,115 +343,6 @@ impl Run<'_> {
         Ok(())
     }
 
-    async fn upload(&mut self, sel: &str) -> Result<(), Failure> {
-        if self.image.is_none() {
-            let url = self.task.image_url.trim();
-            if url.is_empty() {
-                return Err(permanent(FailureKind::Input, "the task has no image_url"));
-            }
-            let image = crate::image::fetch_image(&self.env.image, url)
-                .await
-                .map_err(|e| match e.is_permanent() {
-                    true => permanent(FailureKind::Input, e.to_string()),
-                    false => transient(FailureKind::Network, e.to_string()),
-                })?;
-            self.image = Some(image);
-        }
-        self.wait(Until::Exists(sel)).await?;
-        let path = self.image.as_ref().map(|i| i.path().to_owned());
-        Ok(self.session.upload(sel, &path.unwrap_or_default()).await?)
-    }
-
-    async fn totp(&mut self, sel: &str) -> Result<(), Failure> {
-        if self.task.twofa.expose_secret().trim().is_empty() {
-            return Err(permanent(
-                FailureKind::Input,
-                "the task has no twofa secret",
-            ));
-        }
-        let code = self
-            .env
-            .totp
-            .fresh_code(&self.task.twofa)
-            .await
-            .map_err(|e| match e.is_permanent() {
-                true => permanent(FailureKind::Input, e.to_string()),
-                false => transient(FailureKind::Other, e.to_string()),
-            })?;
-        self.typed.push(SecretString::from(code.code.clone()));
-        self.wait(Until::Visible(sel)).await?;
-        Ok(self.session.fill(sel, &code.code).await?)
-    }
-
-    async fn mail(&mut self, m: &MailStep, limit: Duration) -> Result<(), Failure> {
-        let task = self.task;
-        let password = match task.app_password.expose_secret().trim() {
-            "" => task.pass_mail.clone(),
-            _ => task.app_password.clone(),
-        };
-        let login = MailLogin {
-            user: task.email.clone(),
-            password,
-        };
-        let render = |t: &Option<super::Template>| t.as_ref().map(|t| t.render(&self.vars));
-        let query = MailQuery {
-            from: render(&m.from),
-            subject: render(&m.subject),
-            to: render(&m.to).or_else(|| Some(task.email.clone())),
-            since: self.started - Duration::from_secs(5),
-            pattern: m.pattern.clone(),
-        };
-        let deadline =
-            tokio::time::Instant::now() + limit.saturating_sub(Duration::from_millis(500));
-        match self.env.mailbox.wait_for(&login, &query, deadline).await {
-            Ok(found) => {
-                // A mailed code or link is a credential for a while: kept out of artifacts.
-                self.vars
-                    .set_secret(&m.into, SecretString::from(found.value));
-                Ok(())
-            }
-            Err(e) => Err(DriverError::new(
-                FailureKind::Mail,
-                !e.is_permanent(),
-                e.to_string(),
-            )),
-        }
-    }
-
-    async fn extract(&mut self, e: &ExtractStep) -> Result<(), Failure> {
-        self.wait(Until::Exists(&e.selector)).await?;
-        let args = [json!(e.selector), json!(e.attribute)];
-        let raw = self.session.call(JS_READ, &args).await?;
-        let raw = raw.as_str().unwrap_or_default().trim().to_owned();
-        let value = match &e.pattern {
-            None => raw,
-            Some(re) => match re.captures(&raw) {
-                Some(c) => c
-                    .get(1)
-                    .or_else(|| c.get(0))
-                    .map_or("", |m| m.as_str())
-                    .to_owned(),
-                None => {
-                    return Err(transient(
-                        FailureKind::Other,
-                        format!("the value of {:?} does not match the pattern", e.selector),
-                    ));
-                }
-            },
-        };
-        if value.is_empty() {
-            return Err(transient(
-                FailureKind::Other,
-                format!("{:?} is empty", e.selector),
-            ));
-        }
-        match e.secret {
-            true => self.vars.set_secret(&e.into, SecretString::from(value)),
-            false => self.vars.set(&e.into, value),
-        }
-        Ok(())
-    }
-
     /// `f` with every secret value of the run replaced in its message: a site error is the page's text, and
     /// a page may echo what was typed.
     pub fn scrubbed(&self, mut f: Failure) -> Failure {
@@ -509,52 +403,3 @@ pub(crate) fn describe(step: &Step) -> String {
         .trim_end()
         .to_owned()
 }
-
-const JS_STATUS: &str = r#"(cond, arg, errSel, errTexts, capSel) => {
-  const vis = (el) => !!el && !!(el.offsetWidth || el.offsetHeight || el.getClientRects().length);
-  for (const s of capSel) { if (vis(document.querySelector(s))) return {captcha: s}; }
-  for (const s of errSel) {
-    for (const el of document.querySelectorAll(s)) {
-      const t = (el.innerText || '').trim();
-      if (vis(el) && t) return {error: t.slice(0, 500)};
-    }
-  }
-  const body = document.body ? document.body.innerText : '';
-  for (const t of errTexts) {
-    const line = body.split('\n').find(l => l.toLowerCase().includes(t.toLowerCase()));
-    if (line) return {error: line.trim().slice(0, 500)};
-  }
-  let ok = false;
-  if (cond === 'visible') ok = vis(document.querySelector(arg));
-  else if (cond === 'exists') ok = !!document.querySelector(arg);
-  else if (cond === 'text') ok = body.includes(arg);
-  else if (cond === 'navigated') ok = window.__pwBeforeNav === undefined && document.readyState === 'complete';
-  else ok = true;
-  return {ok, href: location.href};
-}"#;
-
-const JS_NAV_STATUS: &str = "(() => { const n = performance.getEntriesByType('navigation')[0]; \
-                             return n && n.responseStatus ? n.responseStatus : 0; })()";
-
-const JS_READ: &str = r#"(sel, attr) => {
-  const el = document.querySelector(sel);
-  if (!el) return '';
-  if (attr === 'value') return el.value || '';
-  if ((attr === 'href' || attr === 'src') && el[attr]) return el[attr];
-  if (attr) return el.getAttribute(attr) || '';
-  return el.innerText || el.textContent || '';
-}"#;
-
-const JS_VISIBLE_TEXT: &str = r#"(sel) => {
-  for (const el of document.querySelectorAll(sel)) {
-    if (el.offsetWidth || el.offsetHeight || el.getClientRects().length)
-      return ((el.innerText || '').trim() || sel).slice(0, 500);
-  }
-  return null;
-}"#;
-
-const JS_FIND_TEXT: &str = r#"(text) => {
-  const body = document.body ? document.body.innerText : '';
-  const line = body.split('\n').find(l => l.toLowerCase().includes(text.toLowerCase()));
-  return line ? line.trim().slice(0, 500) : null;
-}"#;

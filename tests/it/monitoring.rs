@@ -359,7 +359,16 @@ async fn monitoring_live_prometheus_sees_every_dashboard_panel_change_and_evalua
     let prefix = unique_prefix();
     let dir = tempfile::tempdir().unwrap();
     let imap = crate::helpers::mail::dovecot();
-    let sim_addr = free_addr();
+    let (sim_addr, fetcher_addr, exe_addr) = (free_addr(), free_addr(), free_addr());
+    // Prometheus scrapes from the start, and the fetcher starts last, once the others are scraped: every
+    // counter's increase during the run is seen (one that already stood at its total at the first scrape
+    // would look flat).
+    let prom = Prometheus::start(&[
+        ("simulator", sim_addr.clone()),
+        ("fetcher", fetcher_addr.clone()),
+        ("executor", exe_addr.clone()),
+    ])
+    .await;
     // A seed of its own, so its demo mailboxes are not those of another test sharing the Dovecot.
     let seed = u64::from(uuid::Uuid::new_v4().as_u128() as u32);
     let sim = Proc::spawn(
@@ -378,27 +387,8 @@ async fn monitoring_live_prometheus_sees_every_dashboard_panel_change_and_evalua
     );
     sim.wait_http_ok(&sim_addr, "/metrics").await;
     let api = format!("http://{sim_addr}{}", simulator::BASE_PATH);
-    let fetcher_addr = free_addr();
-    let fetcher = Proc::spawn(
-        "fetcher",
-        env!("CARGO_BIN_EXE_fetcher"),
-        &[
-            ("PW_API_BASE_URL", api.clone()),
-            ("PW_API_KEY", KEY.into()),
-            ("PW_REDIS_URL", redis_url()),
-            ("PW_KEY_PREFIX", prefix.clone()),
-            ("PW_METRICS_ADDR", fetcher_addr.clone()),
-            ("PW_SAMPLE_INTERVAL_MS", "200".into()),
-            ("PW_POLL_MIN_MS", "200".into()),
-            ("PW_POLL_MAX_MS", "1000".into()),
-            ("PW_MAIN_DOMAINS", "main.demo.test".into()),
-            ("PW_LOG", "warn".into()),
-        ],
-    );
-    fetcher.wait_http_ok(&fetcher_addr, "/metrics").await;
-    let exe_addr = free_addr();
     let mut vars = vec![
-        ("PW_API_BASE_URL", api),
+        ("PW_API_BASE_URL", api.clone()),
         ("PW_API_KEY", KEY.into()),
         ("PW_REDIS_URL", redis_url()),
         ("PW_KEY_PREFIX", prefix.clone()),
@@ -413,12 +403,32 @@ async fn monitoring_live_prometheus_sees_every_dashboard_panel_change_and_evalua
     vars.extend(recipe_executor_vars(&sim_addr, dir.path()));
     let exe = Proc::spawn("e1", env!("CARGO_BIN_EXE_executor"), &vars);
     exe.wait_http_ok(&exe_addr, "/metrics").await;
-    let prom = Prometheus::start(&[
-        ("simulator", sim_addr),
-        ("fetcher", fetcher_addr.clone()),
-        ("executor", exe_addr.clone()),
-    ])
+    eventually(
+        Duration::from_secs(30),
+        "the simulator and executor scraped",
+        || async {
+            let up = evaluate(&prom, "up == 1").await.ok()?;
+            (up == 2).then_some(())
+        },
+    )
     .await;
+    let fetcher = Proc::spawn(
+        "fetcher",
+        env!("CARGO_BIN_EXE_fetcher"),
+        &[
+            ("PW_API_BASE_URL", api),
+            ("PW_API_KEY", KEY.into()),
+            ("PW_REDIS_URL", redis_url()),
+            ("PW_KEY_PREFIX", prefix.clone()),
+            ("PW_METRICS_ADDR", fetcher_addr.clone()),
+            ("PW_SAMPLE_INTERVAL_MS", "200".into()),
+            ("PW_POLL_MIN_MS", "200".into()),
+            ("PW_POLL_MAX_MS", "1000".into()),
+            ("PW_MAIN_DOMAINS", "main.demo.test".into()),
+            ("PW_LOG", "warn".into()),
+        ],
+    );
+    fetcher.wait_http_ok(&fetcher_addr, "/metrics").await;
     wait_for_scrapes(&prom, 3).await;
     // The fetcher queued the simulator's 8 tasks (2 main, 6 sub) and the executor registered them all.
     let done = r#"sum(pw_tasks_finished_total{outcome="completed"}) >= 8"#;
