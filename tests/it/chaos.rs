@@ -41,7 +41,7 @@ impl Fleet {
                 ("PW_METRICS_ADDR", addr.to_owned()),
                 ("PW_SAMPLE_INTERVAL_MS", "200".to_owned()),
                 ("PW_MAIN_DOMAINS", "main.demo.test".to_owned()),
-                ("PW_CLAIM_IDLE_MS", "2000".to_owned()),
+                ("PW_CLAIM_IDLE_MS", "3000".to_owned()),
                 ("PW_LEASE_RENEW_MS", "300".to_owned()),
                 ("PW_LOG", "info".to_owned()),
                 ("PW_LOG_FORMAT", "json".to_owned()),
@@ -148,9 +148,9 @@ async fn chaos_redis_down_longer_than_claim_idle_runs_no_task_twice() {
     // entries, whose idle times are past claim-idle and whose heartbeats expired during the outage.
     let slow = fleet.executors[0].0.pid().to_string();
     signal("-STOP", &slow);
-    // Longer than two claim-idle periods (2 s): every entry's idle time is past claim-idle when Redis is
+    // Longer than two claim-idle periods (3 s): every entry's idle time is past claim-idle when Redis is
     // back, and every heartbeat and run lease has expired.
-    tokio::time::sleep(Duration::from_secs(5)).await;
+    tokio::time::sleep(Duration::from_secs(7)).await;
     redis.restart();
     tokio::time::sleep(Duration::from_secs(1)).await;
     signal("-CONT", &slow);
