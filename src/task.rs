@@ -191,9 +191,10 @@ pub struct ListedTask {
     /// Batch group id.
     #[serde(default, deserialize_with = "lenient_string")]
     pub group_id: String,
-    /// The main site's feed; only whether it is present matters here.
-    #[serde(default, deserialize_with = "lenient_string")]
-    pub link_rss: String,
+    /// The main site's feed; only whether it is present matters here. `None` when the listing has none
+    /// (absent, `null` or blank).
+    #[serde(default, deserialize_with = "non_blank_text")]
+    pub link_rss: Option<String>,
 }
 
 /// One entry of a task stream: ids and routing only, never credentials (DESIGN.md, "Redis layout").
@@ -327,6 +328,18 @@ fn lenient_string<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
     Ok(Option::<String>::deserialize(d)?.unwrap_or_default())
 }
 
+/// Deserialises a text that may be `null`, absent or blank (all as `None`); a present one is trimmed.
+fn non_blank_text<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    Ok(non_blank(Option::<String>::deserialize(d)?.as_deref()))
+}
+
+/// `text` trimmed, or `None` when it is absent or blank: how a listing's optional text is read.
+pub(crate) fn non_blank(text: Option<&str>) -> Option<String> {
+    text.map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(str::to_owned)
+}
+
 /// Deserialises a secret that may be `null` or absent (as empty).
 fn secret_string<'de, D: Deserializer<'de>>(d: D) -> Result<SecretString, D::Error> {
     Ok(SecretString::from(
@@ -389,7 +402,7 @@ mod tests {
             request_id: "r".into(),
             domain: domain.into(),
             group_id: "g".into(),
-            link_rss: rss.into(),
+            link_rss: non_blank(Some(rss)),
         }
     }
 
