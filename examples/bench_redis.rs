@@ -62,7 +62,7 @@ fn entries(phase: &str, n: usize) -> anyhow::Result<Vec<QueueEntry>> {
                 }
                 .into(),
                 group_id: "g".into(),
-                link_rss: String::new(),
+                link_rss: None,
             };
             let site = if i % 4 == 0 { Site::Main } else { Site::Sub };
             Ok(QueueEntry::new(&task, site, now_ms()))

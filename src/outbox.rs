@@ -277,7 +277,7 @@ impl Outbox {
     /// # Errors
     /// [`OutboxError::Unavailable`].
     pub async fn waiting(&self) -> Result<Vec<TaskId>, OutboxError> {
-        let pattern = escape_glob(&self.keys.outbox_pattern());
+        let pattern = crate::task::escape_glob_prefix(&self.keys.outbox_pattern());
         let cut = self.keys.outbox_pattern().len() - 1;
         let mut conn = self.conn.clone();
         let mut iter: redis::AsyncIter<String> = conn
@@ -333,19 +333,6 @@ impl Outbox {
         .await
         .map_err(OutboxError::from)
     }
-}
-
-/// Escapes glob characters of the prefix (its `{hash tag}` braces are literal), keeping the final `*`.
-fn escape_glob(pattern: &str) -> String {
-    let (body, star) = pattern.split_at(pattern.len() - 1);
-    let mut out = String::new();
-    for c in body.chars() {
-        if matches!(c, '*' | '?' | '[' | ']' | '\\' | '{' | '}') {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out + star
 }
 
 fn to_stored(r: &OutboxRecord) -> Stored {
@@ -410,15 +397,5 @@ fn from_stored(task_id: TaskId, s: Stored) -> OutboxRecord {
         attempts: s.attempts,
         finished_at_ms: s.finished_at_ms,
         report,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn glob_escaping_keeps_the_hash_tag_literal() {
-        assert_eq!(escape_glob("{pw}:outbox:*"), "\\{pw\\}:outbox:*");
     }
 }

@@ -191,9 +191,10 @@ pub struct ListedTask {
     /// Batch group id.
     #[serde(default, deserialize_with = "lenient_string")]
     pub group_id: String,
-    /// The main site's feed; only whether it is present matters here.
-    #[serde(default, deserialize_with = "lenient_string")]
-    pub link_rss: String,
+    /// The main site's feed; only whether it is present matters here. `None` when the listing has none
+    /// (absent, `null` or blank).
+    #[serde(default, deserialize_with = "non_blank_text")]
+    pub link_rss: Option<String>,
 }
 
 /// One entry of a task stream: ids and routing only, never credentials (DESIGN.md, "Redis layout").
@@ -327,6 +328,18 @@ fn lenient_string<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
     Ok(Option::<String>::deserialize(d)?.unwrap_or_default())
 }
 
+/// Deserialises a text that may be `null`, absent or blank (all as `None`); a present one is trimmed.
+fn non_blank_text<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    Ok(non_blank(Option::<String>::deserialize(d)?.as_deref()))
+}
+
+/// `text` trimmed, or `None` when it is absent or blank: how a listing's optional text is read.
+pub(crate) fn non_blank(text: Option<&str>) -> Option<String> {
+    text.map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(str::to_owned)
+}
+
 /// Deserialises a secret that may be `null` or absent (as empty).
 fn secret_string<'de, D: Deserializer<'de>>(d: D) -> Result<SecretString, D::Error> {
     Ok(SecretString::from(
@@ -379,90 +392,21 @@ pub fn now_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn listed(domain: &str, rss: &str) -> ListedTask {
-        ListedTask {
-            id: TaskId::parse("a1").unwrap(),
-            request_id: "r".into(),
-            domain: domain.into(),
-            group_id: "g".into(),
-            link_rss: rss.into(),
+/// `pattern` (ending in `*`) with the glob characters of its fixed part escaped, for `SCAN … MATCH` over
+/// keys under a prefix (a `{hash tag}` prefix holds none, but a prefix may). Braces are literal in Redis's
+/// glob, so a hash tag stays as it is.
+pub fn escape_glob_prefix(pattern: &str) -> String {
+    let (fixed, star) = pattern.split_at(pattern.len().saturating_sub(1));
+    let mut out = String::with_capacity(pattern.len() + 4);
+    for c in fixed.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            out.push('\\');
         }
+        out.push(c);
     }
-
-    #[test]
-    fn route_uses_main_list_then_link_rss() {
-        let mains = vec!["anchor.fm".to_owned()];
-        assert_eq!(route("WWW.Anchor.FM", true, &mains), Site::Main);
-        assert_eq!(route("buzzsprout.com", true, &mains), Site::Sub);
-        assert_eq!(route("buzzsprout.com", false, &mains), Site::Main);
-    }
-
-    #[test]
-    fn domains_normalise_once_without_www_dot_or_port() {
-        assert_eq!(normalise_domain(" WWW.Anchor.FM.:443 "), "anchor.fm");
-        assert_eq!(normalise_domain("anchor.fm:"), "anchor.fm");
-        assert_eq!(normalise_domain("[::1]"), "[::1]");
-        assert_eq!(Domain::new("Sub-A.Demo.Test"), "sub-a.demo.test");
-        let d: Domain = serde_json::from_str(r#""www.Podbean.com""#).unwrap();
-        assert_eq!(d.as_str(), "podbean.com");
-        assert_eq!(serde_json::to_string(&d).unwrap(), r#""podbean.com""#);
-    }
-
-    #[test]
-    fn task_id_rejects_unsafe_characters() {
-        assert!(TaskId::parse("6f1c-aa_9").is_ok());
-        for bad in ["", "a b", "a:b", "x\n", &"a".repeat(65)] {
-            assert!(TaskId::parse(bad).is_err(), "{bad:?}");
-        }
-    }
-
-    #[test]
-    fn entry_round_trips_and_rejects_bad_payloads() {
-        let e = QueueEntry::new(&listed("Podbean.com", "http://f"), Site::Sub, 42);
-        assert_eq!(e.domain, "podbean.com");
-        assert_eq!(QueueEntry::decode(e.encode().as_bytes()).unwrap(), e);
-        assert!(matches!(
-            QueueEntry::decode(b"nope"),
-            Err(EntryError::Undecodable { .. })
-        ));
-        assert!(matches!(
-            QueueEntry::decode(br#"{"v":2}"#),
-            Err(EntryError::UnsupportedVersion(2))
-        ));
-        let missing = QueueEntry::decode(br#"{"v":1,"id":"x"}"#).unwrap_err();
-        assert!(missing.to_string().contains("undecodable"), "{missing}");
-    }
-
-    #[test]
-    fn task_debug_redacts_credentials() {
-        let raw = r#"{"id":"t1","email":"a@b.c","password":"Hunter2!pass","pass_mail":"mailpw-77",
-            "twofa":"JBSWY3DPEHPK3PXP","app_password":"abcd efgh ijkl mnop","link_rss":null,"target":3}"#;
-        let task: Task = serde_json::from_str(raw).unwrap();
-        let shown = format!("{task:?}");
-        for secret in ["Hunter2!pass", "mailpw-77", "JBSWY3DPEHPK3PXP", "abcd efgh"] {
-            assert!(!shown.contains(secret), "{secret} leaked in {shown}");
-        }
-        assert_eq!(task.link_rss, "");
-        let reg = Registration {
-            cookie: Some("sid=s3cr3t".to_owned().into()),
-            ..Default::default()
-        };
-        assert!(!format!("{reg:?}").contains("s3cr3t"));
-        assert!(reg.has_credentials());
-        assert!(!Registration::default().has_credentials());
-    }
-
-    #[test]
-    fn truncate_chars_respects_char_boundaries() {
-        assert_eq!(truncate_chars("ééé", 2), "éé");
-        assert_eq!(truncate_chars("ab", 1000), "ab");
-        assert_eq!(
-            truncate_chars(&"ừ".repeat(1500), 1000).chars().count(),
-            1000
-        );
-    }
+    out.push_str(star);
+    out
 }
+
+#[cfg(test)]
+mod tests;

@@ -205,7 +205,7 @@ pub(crate) async fn consumer_rows(ctx: &Ctx) -> Result<Vec<ConsumerRow>, AdminEr
 
 /// Ids of every waiting outbox record.
 pub(crate) async fn outbox_ids(ctx: &Ctx) -> Result<Vec<String>, AdminError> {
-    let pattern = crate::control::escape_glob_prefix(&ctx.keys.outbox_pattern());
+    let pattern = crate::task::escape_glob_prefix(&ctx.keys.outbox_pattern());
     let cut = ctx.keys.outbox_pattern().len() - 1;
     let mut conn = ctx.conn();
     let mut iter: redis::AsyncIter<String> = conn

@@ -29,7 +29,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{ControlSettings, StreamSettings};
 use crate::streams::{RedisConn, StreamError, connect};
-use crate::task::normalise_domain;
+use crate::task::{escape_glob_prefix, normalise_domain};
 
 pub use breaker::{Verdict, verdict};
 pub use gate::{Admission, Gate, ReleaseReason, Released};
@@ -388,21 +388,6 @@ impl Control {
 }
 
 pub use crate::task::now_ms;
-
-/// `pattern` (ending in `*`) with the glob characters of its fixed part escaped (a `{hash tag}` prefix holds
-/// none, but a prefix may).
-pub fn escape_glob_prefix(pattern: &str) -> String {
-    let (fixed, star) = pattern.split_at(pattern.len().saturating_sub(1));
-    let mut out = String::with_capacity(pattern.len() + 4);
-    for c in fixed.chars() {
-        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out.push_str(star);
-    out
-}
 
 fn decode_all<T: for<'de> Deserialize<'de>>(
     raw: BTreeMap<String, String>,

@@ -63,6 +63,18 @@ pub enum FetchOutcome {
     RedisUnavailable,
 }
 
+/// How much the task streams can take now, against `max_backlog` (measured on the fuller stream).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Room {
+    /// This many more tasks fit (more than zero).
+    Fits(u64),
+    /// The fuller stream's backlog (lag + pending) has reached `max_backlog`.
+    Full {
+        /// That backlog.
+        backlog: u64,
+    },
+}
+
 /// The fetch loop's state. Not `Clone`: one per process.
 #[derive(Debug)]
 pub struct Fetcher {
@@ -146,8 +158,8 @@ impl Fetcher {
         }
         self.report_lost_listings().await;
         let room = match self.room().await {
-            Ok(Ok(room)) => room,
-            Ok(Err(backlog)) => {
+            Ok(Room::Fits(room)) => room,
+            Ok(Room::Full { backlog }) => {
                 self.metrics.set_fetcher_backpressure(true);
                 self.metrics.health().record_progress();
                 return FetchOutcome::Backpressure { backlog };
@@ -334,8 +346,8 @@ impl Fetcher {
         }
     }
 
-    /// How many tasks fit (`Ok(Ok(n))`, `n > 0`) or the backlog of the full stream (`Ok(Err(backlog))`).
-    async fn room(&self) -> Result<Result<u64, u64>, StreamError> {
+    /// How many tasks fit under `max_backlog`, measured on the fuller stream.
+    async fn room(&self) -> Result<Room, StreamError> {
         let mut fullest = 0;
         for site in Site::ALL {
             fullest = fullest.max(self.producer.backlog(site).await?.total());
@@ -343,9 +355,9 @@ impl Fetcher {
         self.metrics.set_redis_reachable(true);
         let cap = self.settings.max_backlog;
         Ok(if fullest >= cap {
-            Err(fullest)
+            Room::Full { backlog: fullest }
         } else {
-            Ok(cap - fullest)
+            Room::Fits(cap - fullest)
         })
     }
 
@@ -387,11 +399,7 @@ impl Fetcher {
         tasks
             .iter()
             .map(|t| {
-                let site = route(
-                    &t.domain,
-                    !t.link_rss.trim().is_empty(),
-                    &self.settings.main_domains,
-                );
+                let site = route(&t.domain, t.link_rss.is_some(), &self.settings.main_domains);
                 self.metrics.task_fetched(site);
                 QueueEntry::new(t, site, now_ms)
             })

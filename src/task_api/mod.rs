@@ -459,18 +459,14 @@ fn decode_page(items: impl IntoIterator<Item = (usize, Value)>, broken: &[Broken
 
 /// What can be read of a malformed item: its id and whichever routing fields are strings.
 fn salvage(id: TaskId, item: &Value) -> ListedTask {
-    let text = |field: &str| {
-        item.get(field)
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned()
-    };
+    let field = |name: &str| item.get(name).and_then(Value::as_str);
+    let text = |name: &str| field(name).unwrap_or_default().to_owned();
     ListedTask {
         id,
         request_id: text("request_id"),
         domain: text("domain"),
         group_id: text("group_id"),
-        link_rss: text("link_rss"),
+        link_rss: crate::task::non_blank(field("link_rss")),
     }
 }
 

@@ -55,7 +55,8 @@ fn page_decoding_keeps_good_items_and_salvages_usable_ids() {
     assert_eq!((page.malformed, page.skipped, page.returned), (1, 3, 6));
     assert_eq!(page.tasks[1].domain, "");
     assert_eq!(page.tasks[1].request_id, "r2");
-    assert_eq!(page.tasks[2].link_rss, "https://f/rss");
+    assert_eq!(page.tasks[0].link_rss, None, "an empty link_rss is no feed");
+    assert_eq!(page.tasks[2].link_rss.as_deref(), Some("https://f/rss"));
 }
 
 #[test]

@@ -19,7 +19,7 @@ fn entry(id: &str, site: Site) -> QueueEntry {
         request_id: "r1".into(),
         domain: "anchor.fm".into(),
         group_id: "g1".into(),
-        link_rss: String::new(),
+        link_rss: None,
     };
     QueueEntry::new(&task, site, 1)
 }
