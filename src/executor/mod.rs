@@ -7,6 +7,7 @@
 mod failure;
 mod recipe_metrics;
 mod report;
+mod run;
 mod service;
 mod synthetic;
 mod validate;

@@ -73,7 +73,7 @@ impl Inner {
             }
             Err(e) => {
                 tracing::warn!(error = %e, "outbox lock unavailable; releasing the entry");
-                self.release(claimed)
+                self.leave(claimed)
             }
         }
     }
