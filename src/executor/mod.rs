@@ -372,14 +372,10 @@ impl Inner {
     /// writes): says so at ERROR with what was last known to be pending, counts it, recreates the groups.
     /// Claiming carries on at once; a failed recreation is retried by the next claim.
     async fn recover_lost_ledger(&self, e: &StreamError) {
-        let last = self.metrics.last_pending();
-        tracing::error!(
-            error = %e,
-            code = e.code().unwrap_or(""),
-            pending_at_last_sample = ?last,
+        crate::streams::log_lost_ledger(e, &self.metrics.last_pending());
+        tracing::info!(
             held_here = self.consumer.held_count(),
-            "Redis lost the task ledger (consumer group missing): entries queued or pending then are lost \
-             and their tasks stay handed out at the manager; recreating the groups"
+            "entries this executor was running"
         );
         self.metrics.redis_data_loss("claim");
         if let Err(e) = self.consumer.recreate_groups().await {

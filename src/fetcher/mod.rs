@@ -332,14 +332,7 @@ impl Fetcher {
     /// Redis lost the task streams or their group (restarted empty, or failed over to a replica that missed
     /// writes): says so at ERROR with what was last known to be waiting, counts it, recreates the groups.
     async fn recover_lost_ledger(&self, e: &StreamError) {
-        let last = self.metrics.last_pending();
-        tracing::error!(
-            error = %e,
-            code = e.code().unwrap_or(""),
-            pending_at_last_sample = ?last,
-            "Redis lost the task ledger (stream or consumer group missing): tasks queued or running then are \
-             lost and stay handed out at the manager; recreating the groups"
-        );
+        crate::streams::log_lost_ledger(e, &self.metrics.last_pending());
         self.metrics.redis_data_loss("backlog");
         if let Err(e) = self.producer.recreate_groups().await {
             tracing::warn!(error = %e, "cannot recreate the consumer groups yet; retried at the next cycle");

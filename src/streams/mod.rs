@@ -207,6 +207,19 @@ pub async fn ensure_groups<C: ConnectionLike>(
     Ok(())
 }
 
+/// Says at ERROR that Redis lost the task ledger (`e` is a [`StreamError::GroupMissing`]): when, with the
+/// Redis error code and what was last known to be in flight (`pending_at_last_sample`, per stream). The
+/// caller counts it and recreates the groups ([`ensure_groups`]).
+pub fn log_lost_ledger(e: &StreamError, pending_at_last_sample: &[(&str, i64)]) {
+    tracing::error!(
+        error = %e,
+        code = e.code().unwrap_or(""),
+        ?pending_at_last_sample,
+        "Redis lost the task ledger (stream or consumer group missing): entries queued or pending then are \
+         lost and their tasks stay handed out at the manager; recreating the groups"
+    );
+}
+
 /// Deletes the lock `key` only if `owner` holds it (compare-and-delete, `unlock.lua`): a holder whose lock
 /// expired cannot delete the next holder's. Returns whether it was ours.
 ///

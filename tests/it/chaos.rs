@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 use pw_simulator::ScenarioSpec;
 
 use crate::helpers::eventually;
-use crate::helpers::fetcher::{SIM_KEY, simulator};
-use crate::helpers::monitoring::{Proc, free_addr};
+use crate::helpers::fetcher::simulator;
+use crate::helpers::monitoring::{Proc, fleet_env, free_addr};
 use crate::helpers::own_redis::OwnRedis;
 use crate::redis_outage::{show, status, wait_status};
 
@@ -33,19 +33,14 @@ impl Fleet {
         delay_ms: u64,
         extra: &[(&'static str, &str)],
     ) -> Self {
+        let redis_url = redis.url();
         let common = |addr: &str| {
-            vec![
-                ("PW_API_BASE_URL", api.to_owned()),
-                ("PW_API_KEY", SIM_KEY.to_owned()),
-                ("PW_REDIS_URL", redis.url()),
-                ("PW_METRICS_ADDR", addr.to_owned()),
-                ("PW_SAMPLE_INTERVAL_MS", "200".to_owned()),
-                ("PW_MAIN_DOMAINS", "main.demo.test".to_owned()),
+            let mut vars = fleet_env(api, &redis_url, addr);
+            vars.extend([
                 ("PW_CLAIM_IDLE_MS", "3000".to_owned()),
                 ("PW_LEASE_RENEW_MS", "300".to_owned()),
-                ("PW_LOG", "info".to_owned()),
-                ("PW_LOG_FORMAT", "json".to_owned()),
-            ]
+            ]);
+            vars
         };
         let fetcher_addr = free_addr();
         let mut vars = common(&fetcher_addr);

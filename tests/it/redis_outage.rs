@@ -8,8 +8,8 @@ use std::time::Duration;
 use pw_simulator::Audit;
 
 use crate::helpers::eventually;
-use crate::helpers::fetcher::{SIM_KEY, simulator};
-use crate::helpers::monitoring::{Proc, free_addr};
+use crate::helpers::fetcher::simulator;
+use crate::helpers::monitoring::{Proc, fleet_env, free_addr};
 use crate::helpers::own_redis::OwnRedis;
 
 const DOMAINS: &str = "main.demo.test,sub-a.demo.test,sub-b.demo.test,sub-c.demo.test";
@@ -36,18 +36,9 @@ pub(crate) fn show(audit: &Audit) -> String {
 async fn redis_outage_turns_readiness_off_and_loses_or_repeats_nothing() {
     let sim = simulator(6, 3).await;
     let mut redis = OwnRedis::start();
-    let common = |addr: &str| {
-        vec![
-            ("PW_API_BASE_URL", sim.api_base_url()),
-            ("PW_API_KEY", SIM_KEY.to_owned()),
-            ("PW_REDIS_URL", redis.url()),
-            ("PW_METRICS_ADDR", addr.to_owned()),
-            ("PW_SAMPLE_INTERVAL_MS", "200".to_owned()),
-            ("PW_MAIN_DOMAINS", "main.demo.test".to_owned()),
-            ("PW_LOG", "info".to_owned()),
-            ("PW_LOG_FORMAT", "json".to_owned()),
-        ]
-    };
+    let api = sim.api_base_url();
+    let redis_url = redis.url();
+    let common = |addr: &str| fleet_env(&api, &redis_url, addr);
     let fetcher_addr = free_addr();
     let mut vars = common(&fetcher_addr);
     vars.extend([

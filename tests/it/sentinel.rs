@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 use pw_simulator::ScenarioSpec;
 
 use crate::helpers::eventually;
-use crate::helpers::fetcher::{SIM_KEY, simulator};
-use crate::helpers::monitoring::{Proc, free_addr};
+use crate::helpers::fetcher::simulator;
+use crate::helpers::monitoring::{Proc, fleet_env, free_addr};
 
 const MASTER: &str = "mymaster";
 /// The data nodes' password: `@` and `/` must be percent-encoded in the URL.
@@ -259,18 +259,9 @@ async fn sentinel_failover_mid_run_completes_every_task_once_on_the_new_primary(
     });
     let ids: Vec<String> = tasks.iter().map(|t| t.id.clone()).collect();
     let url = group.url();
-    let common = |addr: &str| {
-        vec![
-            ("PW_API_BASE_URL", sim.api_base_url()),
-            ("PW_API_KEY", SIM_KEY.to_owned()),
-            ("PW_REDIS_URL", url.clone()),
-            ("PW_METRICS_ADDR", addr.to_owned()),
-            ("PW_SAMPLE_INTERVAL_MS", "200".to_owned()),
-            ("PW_MAIN_DOMAINS", "main.demo.test".to_owned()),
-            ("PW_LOG", "info".to_owned()),
-            ("PW_LOG_FORMAT", "json".to_owned()),
-        ]
-    };
+    let api = sim.api_base_url();
+    let redis_url = url.clone();
+    let common = |addr: &str| fleet_env(&api, &redis_url, addr);
     let fetcher_addr = free_addr();
     let mut vars = common(&fetcher_addr);
     // A small backlog, so most tasks are listed (and queued) after the kill.

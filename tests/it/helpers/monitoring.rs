@@ -260,6 +260,21 @@ fn scrape_config(targets: &[(&str, String)]) -> String {
     out
 }
 
+/// The variables every fleet binary of a test fleet gets: the simulator's API, `redis_url`, its metrics
+/// address, fast sampling, the demo main domain, JSON logs at info.
+pub fn fleet_env(api: &str, redis_url: &str, metrics_addr: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("PW_API_BASE_URL", api.to_owned()),
+        ("PW_API_KEY", super::fetcher::SIM_KEY.to_owned()),
+        ("PW_REDIS_URL", redis_url.to_owned()),
+        ("PW_METRICS_ADDR", metrics_addr.to_owned()),
+        ("PW_SAMPLE_INTERVAL_MS", "200".to_owned()),
+        ("PW_MAIN_DOMAINS", "main.demo.test".to_owned()),
+        ("PW_LOG", "info".to_owned()),
+        ("PW_LOG_FORMAT", "json".to_owned()),
+    ]
+}
+
 /// A binary of this package run by a test, with its stderr in a temp file; killed on drop.
 pub struct Proc {
     child: std::sync::Mutex<Child>,
