@@ -304,10 +304,7 @@ impl Executor {
             match cancel.run_until_cancelled(inner.next_claimed(want)).await {
                 None => break,
                 Some(Ok(Some(claimed))) => self.spawn_task(tasks, claimed, permit, hard_stop),
-                Some(Ok(None)) => {
-                    inner.metrics.health().set_redis_failing(false);
-                    inner.metrics.health().record_progress();
-                }
+                Some(Ok(None)) => inner.metrics.health().record_progress(),
                 Some(Err(e)) if e.is_group_missing() => inner.recover_lost_ledger(&e).await,
                 Some(Err(e)) => {
                     inner.metrics.set_redis_reachable(false);

@@ -3,7 +3,7 @@
 //! and we are retrying it, or the moment between the answer and the ack). That hand-out is new work, but the
 //! `inflight` marker would drop it as a duplicate, leaving it "handed out" at the manager for ever.
 //!
-//! So: before sending a `fail`, the executor sets the marker's value to [`FAILING`]. The fetcher's enqueue
+//! So: before sending a `fail`, the executor sets the marker's value to [`Marker::Failing`]. The fetcher's enqueue
 //! script, meeting a marker with that value, records the listed entry under `<prefix>:relisted:<id>` instead
 //! of dropping it. Whoever finishes with the id releases it with the one settle (`settle.lua`): when a re-listed entry is
 //! waiting it goes back on its stream (the marker stays, for the new run), else the marker is deleted. A
@@ -12,7 +12,7 @@
 //!
 //! The other way round, a duplicate hand-out listed while we were finishing a task may reach the fetcher just
 //! after we let go of the id, and would `start` a completed task. So before sending a `complete` the marker
-//! is set to [`COMPLETING`], and the release keeps such a marker until it expires (`PW_INFLIGHT_TTL_SECS`):
+//! is set to [`Marker::Completing`], and the release keeps such a marker until it expires (`PW_INFLIGHT_TTL_SECS`):
 //! a completed task is final at the manager, never handed out again for real.
 
 use super::StreamKeys;
@@ -42,12 +42,6 @@ impl Marker {
         }
     }
 }
-
-/// Value of an `inflight` marker while a `fail` for its task is being reported.
-pub const FAILING: &str = "failing";
-
-/// Value of an `inflight` marker once a `complete` for its task is being reported; kept after the release.
-pub const COMPLETING: &str = "completing";
 
 /// The command recording on `id`'s inflight marker which report is under way ([`Marker::Completing`] or
 /// [`Marker::Failing`]): `SET inflight <value> XX KEEPTTL`, only while we still hold the id, keeping its

@@ -98,7 +98,8 @@ async fn markers_left(prefix: &str) -> usize {
     let mut left = 0;
     for key in keys_of(prefix, "inflight").await {
         let value: Option<String> = conn.get(&key).await.unwrap();
-        if value.as_deref() != Some(podcast_worker::streams::handover::COMPLETING) {
+        if value.as_deref() != Some(podcast_worker::streams::handover::Marker::Completing.as_str())
+        {
             left += 1;
         }
     }
