@@ -1,6 +1,7 @@
 //! Verification mail over IMAP (TLS): [`Mailbox::wait_for`] polls a task's inbox and spam folder until a
 //! message from the expected sender/subject/recipient that arrived after the task started shows up, and
-//! extracts a link or a code from it by a regular expression. A message is never used twice in this process.
+//! extracts a link or a code from it by a regular expression (a server that keeps refusing or failing the
+//! connection ends the wait early). A message is never used twice in this process.
 //! Every wait is reported to an optional [`MailObserver`] (the executor's metrics). It does not send mail, and
 //! knows nothing about sites or recipes.
 
@@ -121,6 +122,11 @@ impl MailError {
 /// Pause before the one retry of a refused login.
 const LOGIN_RETRY_PAUSE: Duration = Duration::from_millis(1200);
 
+/// Network failures in a row (at the poll interval) after which a wait gives up before its deadline: a
+/// server that refuses or drops every connection will not deliver the mail in time either, and the task's
+/// retry comes back later.
+const NETWORK_ATTEMPTS: u32 = 3;
+
 /// What this process has already used: keys `(user, folder, uidvalidity, uid)` and `(user, message-id)`.
 #[derive(Default)]
 struct Used {
@@ -195,7 +201,9 @@ impl Mailbox {
     /// # Errors
     /// [`MailError::LoginRefused`] when the credentials are refused twice, 1.2 s apart (or once, when the
     /// deadline leaves no time for a retry); [`MailError::Timeout`] at the
-    /// deadline; [`MailError::Network`] at the deadline when the server could not be reached meanwhile.
+    /// deadline; [`MailError::Network`] after 3 network failures in a row (a refused connection, a TLS or
+    /// protocol failure, a command timing out; `poll_interval` apart), or at the deadline when the last
+    /// attempt failed so.
     pub async fn wait_for(
         &self,
         login: &MailLogin,
@@ -229,6 +237,7 @@ impl Mailbox {
         let mut session: Option<Session> = None;
         let mut last_error = None;
         let mut refusals = 0;
+        let mut network_failures = 0;
         loop {
             let attempt = self.attempt(&mut session, login, &mut search);
             let Ok(outcome) = tokio::time::timeout_at(deadline, attempt).await else {
@@ -242,7 +251,10 @@ impl Mailbox {
                     self.logout(session).await;
                     return Ok(found);
                 }
-                Ok(None) => last_error = None,
+                Ok(None) => {
+                    last_error = None;
+                    network_failures = 0;
+                }
                 // One refused login is retried after a pause: a mailbox created moments ago may not be
                 // known yet (Dovecot re-reads its passwd-file at most once a second; Gmail right after an
                 // app password is made). A second refusal is final.
@@ -253,8 +265,16 @@ impl Mailbox {
                 }
                 Err(e) if e.is_permanent() => return Err(e),
                 Err(e) => {
-                    tracing::warn!(error = %e, "mailbox search failed; will retry");
                     session = None;
+                    network_failures += 1;
+                    if network_failures >= NETWORK_ATTEMPTS {
+                        return Err(MailError::Network(format!(
+                            "{} ({network_failures} attempts in a row, {:.1} s)",
+                            network_detail(&e),
+                            started.elapsed().as_secs_f64()
+                        )));
+                    }
+                    tracing::warn!(error = %e, "mailbox search failed; will retry");
                     last_error = Some(e);
                 }
             }
@@ -369,6 +389,14 @@ impl Mailbox {
         if let Some(mut s) = session {
             let _ = tokio::time::timeout(Duration::from_secs(2), s.logout()).await;
         }
+    }
+}
+
+/// The text of a network error without its `mailbox unreachable: ` prefix (it is added again).
+fn network_detail(e: &MailError) -> String {
+    match e {
+        MailError::Network(detail) => detail.clone(),
+        other => other.to_string(),
     }
 }
 

@@ -1,6 +1,7 @@
 //! The mailbox against a real Dovecot over TLS (started by scripts/test): inbox and Junk searched, `since`
-//! applied to the second, no message used twice, a refused login is permanent, no mail means a timeout; every
-//! wait reaches the executor's `pw_mail_wait_seconds` through the mailbox observer.
+//! applied to the second, no message used twice, a refused login is permanent, no mail means a timeout, a
+//! server refusing connections ends the wait in seconds; every wait reaches the executor's
+//! `pw_mail_wait_seconds` through the mailbox observer.
 
 use std::time::{Duration, SystemTime};
 
@@ -250,24 +251,39 @@ async fn mailbox_without_mail_times_out_at_the_deadline() {
 }
 
 #[tokio::test]
-async fn mailbox_unreachable_server_is_transient() {
+async fn mailbox_refusing_connections_fails_fast_and_transient() {
     let d = dovecot();
     let mut settings = d.settings();
     // A port nobody listens on.
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     settings.port = listener.local_addr().unwrap().port();
     drop(listener);
+    settings.poll_interval = Duration::from_millis(500);
     let mailbox = Mailbox::new(&settings).unwrap();
+    let started = Instant::now();
     let err = mailbox
         .wait_for(
             &login("a@example.org", "pw"),
             &query("a@example.org", SystemTime::now(), r"\d{6}"),
-            soon(1),
+            soon(180),
         )
         .await
         .unwrap_err();
     assert!(
         matches!(err, MailError::Network(_)) && !err.is_permanent(),
         "{err}"
+    );
+    // Three refused connections, 500 ms apart: given up in about a second, not at the 180 s deadline.
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(900) && waited < Duration::from_secs(10),
+        "{waited:?}"
+    );
+    let text = err.to_string();
+    assert!(
+        text.starts_with("mailbox unreachable: connect: ")
+            && text.to_lowercase().contains("connection refused")
+            && text.contains("3 attempts in a row"),
+        "{text}"
     );
 }
