@@ -2,6 +2,7 @@
 //! ([`Session`]), replaces the browser after N tasks, above a memory (PSS) limit and after a crash, and cleans up
 //! the leftovers of a killed executor at start-up. It knows nothing about sites: recipes drive the sessions.
 
+mod blocking;
 mod instance;
 mod process;
 mod session;
@@ -14,6 +15,7 @@ use tokio_util::task::TaskTracker;
 use crate::config::BrowserSettings;
 /// Why a browser was replaced: the `reason` label enum of the metrics module (one type per concept).
 pub use crate::metrics::labels::RestartReason;
+pub use blocking::Resource;
 use instance::Instance;
 pub use session::Session;
 

@@ -19,6 +19,7 @@ use serde_json::Value;
 use tokio_util::task::TaskTracker;
 
 use super::BrowserError;
+use super::blocking::{Blocker, Resource};
 use super::instance::Instance;
 
 /// A fresh browser context with one page, for one task. Its cookies and storage are its own.
@@ -27,6 +28,7 @@ pub struct Session {
     context: Option<BrowserContextId>,
     page: Page,
     tracker: TaskTracker,
+    blocker: Blocker,
 }
 
 impl std::fmt::Debug for Session {
@@ -68,6 +70,7 @@ impl Session {
             context: Some(context),
             page,
             tracker,
+            blocker: Blocker::default(),
         })
     }
 
@@ -84,6 +87,15 @@ impl Session {
     /// The underlying chromiumoxide page, for actions not covered here.
     pub fn page(&self) -> &Page {
         &self.page
+    }
+
+    /// Blocks the page's requests for exactly these kinds of resource from now on (an empty list blocks
+    /// nothing); what the page already loaded stays. Setting what is blocked already costs nothing.
+    ///
+    /// # Errors
+    /// [`BrowserError::Page`] when the page is gone.
+    pub async fn block(&self, kinds: &[Resource]) -> Result<(), BrowserError> {
+        self.blocker.set(&self.page, &self.tracker, kinds).await
     }
 
     /// Navigates and waits for the load to finish.
@@ -285,6 +297,7 @@ impl Session {
 
 impl Drop for Session {
     fn drop(&mut self) {
+        self.blocker.stop();
         let context = self.context.take();
         if let (Some(context), Ok(rt)) = (context, tokio::runtime::Handle::try_current()) {
             let instance = Arc::clone(&self.instance);

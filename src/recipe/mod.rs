@@ -31,6 +31,7 @@ pub use parse::{SECRET_TASK_VARS, TASK_VARS, parse_recipe};
 pub use setup::{RecipeSetup, SetupError, setup};
 pub use template::{Template, Vars, html_to_text, seed, spin};
 
+use crate::browser::Resource;
 use crate::driver::Drivers;
 use crate::task::Site;
 
@@ -73,6 +74,8 @@ pub struct Recipe {
     pub error_texts: Vec<String>,
     /// Selectors that mean a CAPTCHA is shown (a permanent failure: "captcha").
     pub captcha_selectors: Vec<String>,
+    /// Resource types the pages are not allowed to load (`block`), except during a step that unblocks them.
+    pub block: Vec<Resource>,
     /// The steps, in order.
     pub steps: Vec<Step>,
     /// Which variables become the registration's fields.
@@ -107,6 +110,8 @@ pub struct Step {
     pub when: Option<Condition>,
     /// After the step succeeded, continue at this step (an index from 0, always later than this one).
     pub then: Option<usize>,
+    /// Resource types of the recipe's `block` list that the page may load while this step runs.
+    pub unblock: Vec<Resource>,
     /// What it does.
     pub action: Action,
 }

@@ -10,6 +10,7 @@ use toml::{Table, Value};
 
 use super::template::Template;
 use super::{Action, Condition, Recipe, RecipeError, ResultMap, Resume, Step};
+use crate::browser::Resource;
 use crate::task::{Site, normalise_domain};
 use step::parse_step;
 
@@ -69,6 +70,7 @@ pub fn parse_recipe(file: &str, text: &str) -> Result<Recipe, RecipeError> {
             "result",
             "steps",
             "resume",
+            "block",
         ];
         if !known.contains(&key.as_str()) {
             return Err(top.err(format!("unknown key {key:?}")));
@@ -105,6 +107,8 @@ pub fn parse_recipe(file: &str, text: &str) -> Result<Recipe, RecipeError> {
         jumps.push(jump);
     }
     resolve_jumps(file, &mut steps, &jumps)?;
+    let block = resources(&table, "block", &top)?;
+    check_unblock(file, &steps, &block)?;
     let known = check_vars(file, &steps)?;
     let result = parse_result(&table, &top, site, &known, &steps)?;
     let resume = parse_resume(&table, &top, &steps)?;
@@ -122,6 +126,7 @@ pub fn parse_recipe(file: &str, text: &str) -> Result<Recipe, RecipeError> {
                 .map(|s| (*s).to_owned())
                 .collect(),
         },
+        block,
         steps,
         result,
         resume,
@@ -168,6 +173,36 @@ fn parse_resume(table: &Table, ctx: &Ctx, steps: &[Step]) -> Result<Vec<Resume>,
         });
     }
     Ok(out)
+}
+
+/// A list of resource type names (`block`, a step's `unblock`), each known and blockable.
+fn resources(table: &Table, key: &str, ctx: &Ctx) -> Result<Vec<Resource>, RecipeError> {
+    let mut out = Vec::new();
+    for name in strings(table, key, ctx)? {
+        let r = Resource::parse(&name).map_err(|e| ctx.err(format!("{key}: {e}")))?;
+        if !out.contains(&r) {
+            out.push(r);
+        }
+    }
+    Ok(out)
+}
+
+/// Every step's `unblock` names only types the recipe's `block` list blocks.
+fn check_unblock(file: &str, steps: &[Step], block: &[Resource]) -> Result<(), RecipeError> {
+    for step in steps {
+        if let Some(r) = step.unblock.iter().find(|r| !block.contains(r)) {
+            let listed: Vec<&str> = block.iter().map(|b| b.name()).collect();
+            let ctx = Ctx {
+                file,
+                step: Some((step.index, step.action.kind())),
+            };
+            return Err(ctx.err(format!(
+                "unblock: {:?} is not blocked by this recipe (block = {listed:?})",
+                r.name()
+            )));
+        }
+    }
+    Ok(())
 }
 
 fn file_stem(file: &str) -> String {

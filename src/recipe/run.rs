@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use super::env::RecipeEnv;
 use super::template::Vars;
 use super::{Action, Condition, GuardKind, Recipe, Step, StepLog};
-use crate::browser::{BrowserError, Session};
+use crate::browser::{BrowserError, Resource, Session};
 use crate::driver::{DriverError, FailureKind};
 use crate::image::DownloadedImage;
 use crate::task::Task;
@@ -174,7 +174,11 @@ impl Run<'_> {
         let what = describe(step);
         let limit = self.limit(step);
         let start = Instant::now();
-        let result = match tokio::time::timeout(limit, self.exec(&step.action, limit)).await {
+        let run = async {
+            self.block_for(step).await?;
+            self.exec(&step.action, limit).await
+        };
+        let result = match tokio::time::timeout(limit, run).await {
             Ok(r) => r,
             Err(_) => Err(transient(
                 timeout_kind(&step.action),
@@ -193,6 +197,15 @@ impl Run<'_> {
         };
         log.step(step.index, &what, &outcome, start.elapsed());
         result
+    }
+
+    /// Blocks the recipe's `block` types, except those the step unblocks (nothing to do when unchanged).
+    async fn block_for(&self, step: &Step) -> Result<(), Failure> {
+        let kinds: Vec<Resource> = (self.recipe.block.iter())
+            .filter(|r| !step.unblock.contains(r))
+            .copied()
+            .collect();
+        Ok(self.session.block(&kinds).await?)
     }
 
     async fn exec(&mut self, action: &Action, limit: Duration) -> Result<(), Failure> {

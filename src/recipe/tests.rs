@@ -322,3 +322,54 @@ fn a_run_may_start_at_a_named_step_when_its_variables_allow() {
             .contains("--from: \"nowhere\" names no step")
     );
 }
+
+#[test]
+fn block_lists_resource_types_and_a_step_unblocks_only_blocked_ones() {
+    use crate::browser::Resource;
+    let head = "site = \"sub\"\ndomains = [\"x.test\"]\n";
+    let text = format!(
+        "{head}block = [\"image\", \"Font\", \"media\", \"stylesheet\", \"image\"]\n\
+         [[steps]]\ngoto = \"http://a\"\n[[steps]]\ngoto = \"http://a/cover\"\nunblock = [\"image\"]\n"
+    );
+    let r = parse_recipe("recipes/x.toml", &text).unwrap();
+    let all = [
+        Resource::Image,
+        Resource::Font,
+        Resource::Media,
+        Resource::Stylesheet,
+    ];
+    assert_eq!(r.block, all);
+    assert!(r.steps[0].unblock.is_empty());
+    assert_eq!(r.steps[1].unblock, [Resource::Image]);
+
+    let e = err(&format!(
+        "{head}block = [\"images\"]\n[[steps]]\ngoto = \"a\"\n"
+    ));
+    assert!(
+        e.starts_with("recipes/bad.toml: block: unknown resource type \"images\" (known: image,"),
+        "{e}"
+    );
+    let e = err(&format!(
+        "{head}block = [\"document\"]\n[[steps]]\ngoto = \"a\"\n"
+    ));
+    assert!(e.contains("block: \"document\" cannot be blocked"), "{e}");
+    let e = err(&format!(
+        "{head}block = \"image\"\n[[steps]]\ngoto = \"a\"\n"
+    ));
+    assert!(e.contains("block must be a list of text"), "{e}");
+    let e = err(&format!(
+        "{head}block = [\"image\"]\n[[steps]]\ngoto = \"a\"\nunblock = [\"font\"]\n"
+    ));
+    assert_eq!(
+        e,
+        "recipes/bad.toml step 1 (goto): unblock: \"font\" is not blocked by this recipe \
+         (block = [\"image\"])"
+    );
+    let e = err(&format!(
+        "{head}block = [\"image\"]\n[[steps]]\ngoto = \"a\"\nunblock = [\"imag\"]\n"
+    ));
+    assert!(
+        e.starts_with("recipes/bad.toml step 1 (goto): unblock: unknown resource type \"imag\""),
+        "{e}"
+    );
+}

@@ -17,6 +17,7 @@ use crate::helpers::browser::{serve, settings};
 use crate::helpers::eventually;
 use crate::helpers::fixture_site::{Seen, TOTP_SECRET, router};
 
+mod blocking;
 mod branches;
 
 const PASSWORD: &str = "Sup3r-Secret-PW!";

@@ -8,6 +8,7 @@ use regex::Regex;
 use toml::{Table, Value};
 
 use super::Ctx;
+use crate::browser::Resource;
 use crate::recipe::{
     Action, Condition, ExtractStep, GuardKind, MailStep, RecipeError, Step, Template,
 };
@@ -21,6 +22,7 @@ const COMMON: &[&str] = &[
     "if_url",
     "if_text",
     "then",
+    "unblock",
 ];
 
 /// Actions and the extra keys each takes (required ones first, then `?`-marked optional ones).
@@ -109,6 +111,7 @@ pub(super) fn parse_step(
         optional: fields.opt_bool("optional")?.unwrap_or(false),
         when: fields.condition()?,
         then: None,
+        unblock: fields.resources("unblock")?,
         action,
     };
     Ok((step, jump))
@@ -151,6 +154,11 @@ impl Fields<'_> {
                     .ok_or_else(|| self.ctx.err(format!("{key} must be a positive integer")))
             })
             .transpose()
+    }
+
+    /// A list of resource types (`unblock`); whether the recipe blocks them is checked by the caller.
+    fn resources(&self, key: &str) -> Result<Vec<Resource>, RecipeError> {
+        super::resources(self.table, key, self.ctx)
     }
 
     /// A template (its variables are checked later, by `check_vars`).
