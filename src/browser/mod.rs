@@ -17,7 +17,7 @@ use crate::config::BrowserSettings;
 pub use crate::metrics::labels::RestartReason;
 pub use blocking::Resource;
 use instance::Instance;
-pub use session::Session;
+pub use session::{LoadEvents, Session};
 
 /// What went wrong in the browser; every variant is worth a retry on a fresh attempt.
 #[derive(Debug, Clone, thiserror::Error)]

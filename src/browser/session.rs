@@ -8,19 +8,43 @@ use std::time::Duration;
 use chromiumoxide::Page;
 use chromiumoxide::cdp::browser_protocol::browser::BrowserContextId;
 use chromiumoxide::cdp::browser_protocol::dom::SetFileInputFilesParams;
-use chromiumoxide::cdp::browser_protocol::input::InsertTextParams;
-use chromiumoxide::cdp::browser_protocol::page::{CaptureScreenshotFormat, StopLoadingParams};
+use chromiumoxide::cdp::browser_protocol::input::{
+    DispatchMouseEventParams, DispatchMouseEventType, InsertTextParams, MouseButton,
+};
+use chromiumoxide::cdp::browser_protocol::page::{
+    CaptureScreenshotFormat, EventLoadEventFired, StopLoadingParams,
+};
 use chromiumoxide::cdp::browser_protocol::target::{
     CreateBrowserContextParams, CreateTargetParams,
 };
 use chromiumoxide::cdp::js_protocol::runtime::EvaluateParams;
+use chromiumoxide::listeners::EventStream;
 use chromiumoxide::page::ScreenshotParams;
+use futures::StreamExt;
 use serde_json::Value;
 use tokio_util::task::TaskTracker;
 
 use super::BrowserError;
 use super::blocking::{Blocker, Resource};
 use super::instance::Instance;
+
+/// A page's load events ([`Session::load_events`]).
+pub struct LoadEvents(EventStream<EventLoadEventFired>);
+
+impl std::fmt::Debug for LoadEvents {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LoadEvents")
+    }
+}
+
+impl LoadEvents {
+    /// Resolves at the page's next load event (a page finished loading); never once the page is gone.
+    pub async fn next(&mut self) {
+        if self.0.next().await.is_none() {
+            std::future::pending::<()>().await;
+        }
+    }
+}
 
 /// A fresh browser context with one page, for one task. Its cookies and storage are its own.
 pub struct Session {
@@ -171,18 +195,52 @@ impl Session {
         Ok(())
     }
 
-    /// Clicks the first element matching `selector` with real mouse events (scrolled into view first).
+    /// Clicks the first element matching `selector` with real mouse events (moved, pressed, released at its
+    /// centre; scrolled into view first when it is not). Four round trips to the page: under load each one
+    /// waits for the renderer, so no more are made (chromiumoxide's `Element::click` makes nine, one of them
+    /// waiting for a frame).
     ///
     /// # Errors
     /// [`BrowserError::NoElement`] when nothing matches, [`BrowserError::Page`] when it cannot be clicked.
     pub async fn click(&self, selector: &str) -> Result<(), BrowserError> {
-        let element = self
-            .page
-            .find_element(selector)
-            .await
-            .map_err(|_| BrowserError::NoElement(selector.to_owned()))?;
-        element.click().await.map_err(page_err("click failed"))?;
+        let point = self.call(JS_CLICK_POINT, &[selector.into()]).await?;
+        let (Some(x), Some(y)) = (point["x"].as_f64(), point["y"].as_f64()) else {
+            return Err(match point.is_null() {
+                true => BrowserError::NoElement(selector.to_owned()),
+                false => {
+                    BrowserError::Page(format!("{selector:?} cannot be clicked: it has no size"))
+                }
+            });
+        };
+        let moved = DispatchMouseEventParams::new(DispatchMouseEventType::MouseMoved, x, y);
+        let mut pressed = DispatchMouseEventParams::new(DispatchMouseEventType::MousePressed, x, y);
+        pressed.button = Some(MouseButton::Left);
+        pressed.buttons = Some(1);
+        pressed.click_count = Some(1);
+        let mut released = pressed.clone();
+        released.r#type = DispatchMouseEventType::MouseReleased;
+        released.buttons = Some(0);
+        for event in [moved, pressed, released] {
+            self.page
+                .execute(event)
+                .await
+                .map_err(page_err("click failed"))?;
+        }
         Ok(())
+    }
+
+    /// The page's load events from now on: subscribe before an action that navigates, then await
+    /// [`LoadEvents::next`] to learn at once that a page finished loading.
+    ///
+    /// # Errors
+    /// [`BrowserError::Page`] when the page is gone.
+    pub async fn load_events(&self) -> Result<LoadEvents, BrowserError> {
+        let events = self
+            .page
+            .event_listener::<EventLoadEventFired>()
+            .await
+            .map_err(page_err("cannot watch page loads"))?;
+        Ok(LoadEvents(events))
     }
 
     /// Chooses the option of a `<select>` whose value or visible text is `choice`.
@@ -325,6 +383,20 @@ fn found(selector: &str) -> impl Fn(Value) -> Result<(), BrowserError> + '_ {
         _ => Err(BrowserError::NoElement(selector.to_owned())),
     }
 }
+
+/// The centre of the element's first box with an area, in viewport coordinates (scrolled to the middle of
+/// the viewport when not wholly inside it); null when nothing matches, `{size: 0}` when it has no box.
+const JS_CLICK_POINT: &str = r#"(sel) => {
+  const el = document.querySelector(sel);
+  if (!el) return null;
+  const box = () => Array.from(el.getClientRects()).find(r => r.width * r.height > 1);
+  let r = box();
+  if (r && (r.top < 0 || r.left < 0 || r.bottom > innerHeight || r.right > innerWidth)) {
+    el.scrollIntoView({block: 'center', inline: 'center', behavior: 'instant'});
+    r = box();
+  }
+  return r ? {x: r.left + r.width / 2, y: r.top + r.height / 2} : {size: 0};
+}"#;
 
 const JS_FOCUS_CLEAR: &str = r#"(sel) => {
   const el = document.querySelector(sel);

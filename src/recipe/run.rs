@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use super::env::RecipeEnv;
 use super::template::Vars;
 use super::{Action, Condition, GuardKind, Recipe, Step, StepLog};
-use crate::browser::{BrowserError, Resource, Session};
+use crate::browser::{BrowserError, LoadEvents, Resource, Session};
 use crate::driver::{DriverError, FailureKind};
 use crate::image::DownloadedImage;
 use crate::task::Task;
@@ -60,6 +60,8 @@ fn transient(kind: FailureKind, message: impl Into<String>) -> Failure {
 pub(crate) enum Until<'a> {
     /// An element matching the selector is visible.
     Visible(&'a str),
+    /// As `Visible`, and the page is marked, so that `Navigated` can tell the next page from it.
+    VisibleMark(&'a str),
     /// An element matching the selector exists.
     Exists(&'a str),
     /// The page's visible text contains the text.
@@ -75,6 +77,7 @@ impl<'a> Until<'a> {
     fn js(self) -> (&'static str, &'a str) {
         match self {
             Until::Visible(s) => ("visible", s),
+            Until::VisibleMark(s) => ("visible-mark", s),
             Until::Exists(s) => ("exists", s),
             Until::Text(t) => ("text", t),
             Until::Navigated => ("navigated", ""),
@@ -281,6 +284,17 @@ impl Run<'_> {
 
     /// Polls until `until` holds, failing at once on a site error or a CAPTCHA. Returns the URL.
     pub async fn wait(&self, until: Until<'_>) -> Result<String, Failure> {
+        let status = self.wait_until(until, None).await?;
+        Ok(status["href"].as_str().unwrap_or_default().to_owned())
+    }
+
+    /// [`Run::wait`], also checking at once whenever the page fires a load event (`loads`); returns
+    /// `JS_STATUS`'s answer (`href`, and `status` for `Navigated`).
+    async fn wait_until(
+        &self,
+        until: Until<'_>,
+        mut loads: Option<&mut LoadEvents>,
+    ) -> Result<Value, Failure> {
         let r = self.recipe;
         let (cond, arg) = until.js();
         let args = [
@@ -303,7 +317,7 @@ impl Run<'_> {
                         return Err(site(e));
                     }
                     if v.get("ok").and_then(Value::as_bool) == Some(true) {
-                        return Ok(v["href"].as_str().unwrap_or_default().to_owned());
+                        return Ok(v);
                     }
                 }
                 // A selector the browser cannot parse is a recipe mistake: waiting will not fix it.
@@ -317,7 +331,10 @@ impl Run<'_> {
                 Err(_) if !self.session.browser_dead() => {}
                 Err(_) => return Err(BrowserError::Crashed.into()),
             }
-            tokio::time::sleep(POLL).await;
+            match loads.as_deref_mut() {
+                Some(loads) => drop(tokio::time::timeout(POLL, loads.next()).await),
+                None => tokio::time::sleep(POLL).await,
+            }
         }
     }
 
@@ -334,26 +351,22 @@ impl Run<'_> {
 
     async fn check_status(&self) -> Result<(), Failure> {
         let status = self.session.eval(JS_NAV_STATUS).await?;
-        match status.as_u64() {
-            Some(code) if code >= 500 => Err(transient(
-                FailureKind::Network,
-                format!("site answered HTTP {code}"),
-            )),
-            _ => Ok(()),
-        }
+        http_status(status.as_u64())
     }
 
+    /// A click; one that `navigates` waits for the next page's load (ended by its load event, not a poll)
+    /// and fails on its HTTP 5xx. The round trips are few on purpose: under load, each waits for a busy
+    /// renderer (docs BENCHMARKS.md, "Pages").
     async fn click(&self, sel: &str, navigates: bool) -> Result<(), Failure> {
-        self.wait(Until::Visible(sel)).await?;
-        if navigates {
-            self.session.eval("window.__pwBeforeNav = true").await?;
+        if !navigates {
+            self.wait(Until::Visible(sel)).await?;
+            return Ok(self.session.click(sel).await?);
         }
+        let mut loads = self.session.load_events().await?;
+        self.wait(Until::VisibleMark(sel)).await?;
         self.session.click(sel).await?;
-        if navigates {
-            self.wait(Until::Navigated).await?;
-            self.check_status().await?;
-        }
-        Ok(())
+        let status = self.wait_until(Until::Navigated, Some(&mut loads)).await?;
+        http_status(status["status"].as_u64())
     }
 
     /// `f` with every secret value of the run replaced in its message: a site error is the page's text, and
@@ -380,6 +393,17 @@ impl Run<'_> {
         .collect();
         out.retain(|s| !s.trim().is_empty());
         out
+    }
+}
+
+/// The page's HTTP status (0 or none: unknown) as a step's result: 5xx is a transient network failure.
+fn http_status(code: Option<u64>) -> Result<(), Failure> {
+    match code {
+        Some(code) if code >= 500 => Err(transient(
+            FailureKind::Network,
+            format!("site answered HTTP {code}"),
+        )),
+        _ => Ok(()),
     }
 }
 

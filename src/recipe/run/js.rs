@@ -9,18 +9,24 @@ pub(super) const JS_STATUS: &str = r#"(cond, arg, errSel, errTexts, capSel) => {
       if (vis(el) && t) return {error: t.slice(0, 500)};
     }
   }
-  const body = document.body ? document.body.innerText : '';
+  // innerText lays the page out: read it only when needed (a loading page is busy enough).
+  const body = (errTexts.length || cond === 'text') && document.body ? document.body.innerText : '';
   for (const t of errTexts) {
     const line = body.split('\n').find(l => l.toLowerCase().includes(t.toLowerCase()));
     if (line) return {error: line.trim().slice(0, 500)};
   }
-  let ok = false;
-  if (cond === 'visible') ok = vis(document.querySelector(arg));
+  let ok = false, status;
+  if (cond === 'visible' || cond === 'visible-mark') ok = vis(document.querySelector(arg));
   else if (cond === 'exists') ok = !!document.querySelector(arg);
   else if (cond === 'text') ok = body.includes(arg);
-  else if (cond === 'navigated') ok = window.__pwBeforeNav === undefined && document.readyState === 'complete';
-  else ok = true;
-  return {ok, href: location.href};
+  else if (cond === 'navigated') {
+    ok = window.__pwBeforeNav === undefined && document.readyState === 'complete';
+    const nav = performance.getEntriesByType('navigation')[0];
+    status = nav && nav.responseStatus ? nav.responseStatus : 0;
+  } else ok = true;
+  // Marks the page a navigating click starts from: 'navigated' holds only on a page without the mark.
+  if (ok && cond === 'visible-mark') window.__pwBeforeNav = true;
+  return {ok, href: location.href, status};
 }"#;
 
 pub(super) const JS_NAV_STATUS: &str = "(() => { const n = performance.getEntriesByType('navigation')[0]; \
