@@ -356,7 +356,7 @@ impl Run<'_> {
 
     /// A click; one that `navigates` waits for the next page's load (ended by its load event, not a poll)
     /// and fails on its HTTP 5xx. The round trips are few on purpose: under load, each waits for a busy
-    /// renderer (docs BENCHMARKS.md, "Pages").
+    /// renderer (BENCHMARKS.md, "Pages").
     async fn click(&self, sel: &str, navigates: bool) -> Result<(), Failure> {
         if !navigates {
             self.wait(Until::Visible(sel)).await?;
