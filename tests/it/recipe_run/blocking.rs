@@ -1,6 +1,6 @@
 //! Resource blocking in the real Chromium: a recipe's `block` list keeps the page's images and stylesheets
 //! from ever reaching the site, a step's `unblock` lets its page load them, and the next step blocks again
-//! (after a navigating click too). The fixture site counts every request it answers.
+//! (after a navigating click, and on another site, too). The fixture site counts every request it answers.
 
 use std::sync::{Arc, Mutex};
 
@@ -44,12 +44,15 @@ fn site(served: Served) -> Router {
         .with_state(served)
 }
 
+/// Runs the recipe; `{{other_site}}` in it is the site under another host name (`localhost`), which
+/// Chromium puts in another renderer process.
 async fn run(recipe: &str) -> Vec<String> {
     let dir = tempfile::tempdir().unwrap();
     let pool = BrowserPool::new(settings(dir.path())).unwrap();
     let served = Served::default();
     let base = serve(site(served.clone())).await;
-    let recipe = parse_recipe("blocking.toml", recipe).unwrap();
+    let other = base.replace("127.0.0.1", "localhost");
+    let recipe = parse_recipe("blocking.toml", &recipe.replace("{{other_site}}", &other)).unwrap();
     let driver = RecipeDriver::new(Arc::new(recipe), env(pool.clone()));
     let task: Task = serde_json::from_value(serde_json::json!({
         "id": format!("t-{}", uuid::Uuid::new_v4().simple()), "domain": "fixture.test",
@@ -78,6 +81,8 @@ click = "#next"
 navigates = true
 [[steps]]
 wait_for = "#pic"
+[[steps]]
+goto = "{{other_site}}/page/4"
 "##;
 
 #[tokio::test]
@@ -95,15 +100,18 @@ async fn recipe_block_keeps_resources_from_the_site_except_where_a_step_unblocks
             "/img/1.png",
             "/img/2.png",
             "/img/3.png",
+            "/img/4.png",
             "/style/1.css",
             "/style/2.css",
-            "/style/3.css"
+            "/style/3.css",
+            "/style/4.css"
         ],
         "{open:?}"
     );
     let text = format!("{head}block = [\"image\", \"stylesheet\"]\n{STEPS}");
     let blocked = run(&text).await;
     // Page 1 blocked; the unblocked step's page 2 loads its image (its stylesheet stays blocked); page 3,
-    // reached by the next step's click, is blocked again.
+    // reached by the next step's click, is blocked again, and so is page 4 on another site (another
+    // renderer process behind the same page).
     assert_eq!(blocked, ["/img/2.png"], "{blocked:?}");
 }
