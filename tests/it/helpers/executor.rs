@@ -47,7 +47,7 @@ impl TestEnv {
             requests,
             subs_per_request: subs,
             seed: rand::random(),
-            main_domain: main.to_owned(),
+            main_domains: vec![main.to_owned()],
             sub_domains: sub_domains.iter().map(|d| (*d).to_owned()).collect(),
         };
         self.sim
