@@ -4,12 +4,11 @@
 //! docs/recipes.md tells the operator to add (the mail wait its comment points at, `site = "main"` and the feed's
 //! extract) and then registers a new task through the whole pipeline in Chromium.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::json;
 
 use crate::helpers::demo_stack::{DemoStack, StackOptions};
-use crate::helpers::eventually;
 
 const RECORDING: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -88,16 +87,9 @@ async fn demo_recording_imports_into_a_draft_that_registers_once_finished() {
     };
     let mut stack = DemoStack::new(options).await;
     let task = stack.add_request(0).remove(0);
-    let ids = [task.id.clone()];
+    let ids = vec![task.id.clone()];
     stack.start_pipeline().await;
-    let started = Instant::now();
-    let settled = || matches!(stack.view(&task.id).state, "completed" | "final_failed");
-    eventually(
-        Duration::from_secs(120),
-        "the recorded recipe's task settled",
-        || async { (settled() || started.elapsed() > Duration::from_secs(110)).then_some(()) },
-    )
-    .await;
+    stack.settle(&ids, Duration::from_secs(110)).await;
     let evidence = stack.evidence(&ids);
     assert_eq!(stack.view(&task.id).state, "completed", "{evidence}");
     let report = stack.view(&task.id).report.expect("report");

@@ -4,30 +4,15 @@
 //! rule stricter than the task's usernames with taken usernames, and a landing page that depends on how far the
 //! account got. Also the provider alone, over HTTP, refusing a wrong mail password and a reused code.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use pw_simulator::{DemoFaults, STUDIO_DOMAIN, ScenarioTask};
 use serde_json::{Value, json};
 use totp_rs::{Builder, Secret};
 
 use crate::helpers::demo_stack::{DemoStack, StackOptions};
-use crate::helpers::eventually;
 
 const SETTLE: Duration = Duration::from_secs(150);
-
-async fn settle(stack: &DemoStack, ids: &[String]) {
-    let started = Instant::now();
-    let done = || {
-        ids.iter()
-            .all(|id| matches!(stack.view(id).state, "completed" | "final_failed"))
-    };
-    eventually(
-        SETTLE + Duration::from_secs(5),
-        "every studio task finished",
-        || async { (done() || started.elapsed() > SETTLE).then_some(()) },
-    )
-    .await;
-}
 
 /// The current TOTP code of a task's `twofa` (as customers paste it: maybe lowercase or spaced).
 fn totp_now(twofa: &str) -> String {
@@ -160,7 +145,7 @@ async fn studio_e2e_registers_through_the_provider_fitting_the_username_rule() {
     let tasks = stack.add_requests_on(STUDIO_DOMAIN, 2, 1);
     let ids: Vec<String> = tasks.iter().map(|t| t.id.clone()).collect();
     stack.start_pipeline().await;
-    settle(&stack, &ids).await;
+    stack.settle(&ids, SETTLE).await;
     let evidence = || stack.evidence(&ids);
     for id in &ids {
         assert_eq!(
@@ -255,7 +240,7 @@ async fn studio_e2e_retry_lands_where_the_account_stopped() {
         ..DemoFaults::default()
     });
     stack.start_pipeline().await;
-    settle(&stack, &ids).await;
+    stack.settle(&ids, SETTLE).await;
     let evidence = || stack.evidence(&ids);
     assert_eq!(
         stack.demo_faults().await.fail_times,

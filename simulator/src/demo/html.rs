@@ -22,16 +22,21 @@ pub fn esc(text: &str) -> String {
     out
 }
 
-/// A full page: `<h1 id="page-title">`, an optional `<div class="error" id="error">`, then `body` (trusted HTML).
-pub fn page(ctx: &SiteCtx, title: &str, error: Option<&str>, body: &str) -> Html<String> {
-    let error = error
+/// The page's error box, `<div class="error" id="error">`, or nothing.
+pub fn error_box(error: Option<&str>) -> String {
+    error
         .map(|e| {
             format!(
                 r#"<div class="error" id="error" role="alert">{}</div>"#,
                 esc(e)
             )
         })
-        .unwrap_or_default();
+        .unwrap_or_default()
+}
+
+/// A full page: `<h1 id="page-title">`, an optional `<div class="error" id="error">`, then `body` (trusted HTML).
+pub fn page(ctx: &SiteCtx, title: &str, error: Option<&str>, body: &str) -> Html<String> {
+    let error = error_box(error);
     let base = &ctx.base;
     let consent = if ctx.studio && !ctx.consented {
         super::studio::consent_overlay(ctx)

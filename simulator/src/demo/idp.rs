@@ -16,7 +16,7 @@ use serde::Deserialize;
 use super::super::Shared;
 use super::SiteCtx;
 use super::accounts::{cookie, redirect_with_cookie, set_cookie, token};
-use super::html::esc;
+use super::html::{error_box, esc};
 use super::two_factor;
 
 /// The identity provider's domain.
@@ -66,14 +66,7 @@ fn idp_page(
     error: Option<&str>,
     body: &str,
 ) -> Response {
-    let error = error
-        .map(|e| {
-            format!(
-                r#"<div class="error" id="error" role="alert">{}</div>"#,
-                esc(e)
-            )
-        })
-        .unwrap_or_default();
+    let error = error_box(error);
     let html = format!(
         r#"<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{title} · DemoMail</title>
@@ -158,14 +151,7 @@ pub async fn authorize(
     };
     let id = token();
     sim.demo.with_idp(|idp| idp.flows.insert(id.clone(), flow));
-    let page = idp_page(
-        StatusCode::OK,
-        "Sign in",
-        &client,
-        None,
-        &identifier_body(&ctx),
-    );
-    let mut response = page;
+    let mut response = Stage::Identifier.page(&ctx, &client, None);
     if let Ok(v) = set_cookie(&ctx, FLOW_COOKIE, &id).parse() {
         response
             .headers_mut()
@@ -174,22 +160,61 @@ pub async fn authorize(
     response
 }
 
-/// The flow of this browser, if it started one.
-fn flow(sim: &Shared, headers: &HeaderMap) -> Option<(String, Flow)> {
-    let id = cookie(headers, FLOW_COOKIE)?;
-    let flow = sim.demo.with_idp(|idp| idp.flows.get(&id).cloned())?;
-    Some((id, flow))
+/// The provider's pages, in the order a sign-in goes through them.
+enum Stage<'a> {
+    Identifier,
+    Password(&'a str),
+    Totp,
 }
 
-fn expired() -> Response {
-    let message = "Your sign-in expired; start again from the app";
-    idp_page(
-        StatusCode::BAD_REQUEST,
-        "Sign-in error",
-        "",
-        Some(message),
-        "",
-    )
+impl Stage<'_> {
+    /// The page of this stage for `client`: 200, or 422 with the error shown.
+    fn page(&self, ctx: &SiteCtx, client: &str, error: Option<&str>) -> Response {
+        let (title, body) = match self {
+            Stage::Identifier => ("Sign in", identifier_body(ctx)),
+            Stage::Password(email) => ("Welcome", password_body(ctx, email)),
+            Stage::Totp => ("2-Step Verification", totp_body(ctx)),
+        };
+        let status = match error {
+            Some(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            None => StatusCode::OK,
+        };
+        idp_page(status, title, client, error, &body)
+    }
+}
+
+/// A posted step of the sign-in: the injected fault of `fault_step`, then the flow of this browser (its cookie
+/// id and state), or the page that answers instead.
+async fn posted(
+    sim: &Shared,
+    headers: &HeaderMap,
+    fault_step: &str,
+) -> Result<(String, Flow), Response> {
+    if let Some(fault) = sim.demo.step(fault_step).await {
+        return Err(fault);
+    }
+    let id = cookie(headers, FLOW_COOKIE);
+    let flow = id
+        .as_ref()
+        .and_then(|id| sim.demo.with_idp(|idp| idp.flows.get(id).cloned()));
+    match (id, flow) {
+        (Some(id), Some(flow)) => Ok((id, flow)),
+        _ => {
+            let message = "Your sign-in expired; start again from the app";
+            Err(idp_page(
+                StatusCode::BAD_REQUEST,
+                "Sign-in error",
+                "",
+                Some(message),
+                "",
+            ))
+        }
+    }
+}
+
+/// Changes the flow `id`, if it still exists.
+fn update_flow(sim: &Shared, id: &str, change: impl FnOnce(&mut Flow)) {
+    sim.demo.with_idp(|idp| idp.flows.get_mut(id).map(change));
 }
 
 /// `POST /o/identifier` (field `identifier`): a known mailbox → the password page.
@@ -199,34 +224,20 @@ pub async fn identifier(
     headers: HeaderMap,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
-    let Some((id, flow)) = flow(&sim, &headers) else {
-        return expired();
+    let (id, flow) = match posted(&sim, &headers, "idp_identifier").await {
+        Ok(found) => found,
+        Err(answer) => return answer,
     };
     let email = form.get("identifier").map_or("", |v| v.trim()).to_owned();
     if sim.mailbox(&email).is_none() {
         let message = "Couldn't find your DemoMail account";
-        let body = identifier_body(&ctx);
-        return idp_page(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "Sign in",
-            &flow.client,
-            Some(message),
-            &body,
-        );
+        return Stage::Identifier.page(&ctx, &flow.client, Some(message));
     }
-    sim.demo.with_idp(|idp| {
-        if let Some(f) = idp.flows.get_mut(&id) {
-            f.email = Some(email.clone());
-            f.password_ok = false;
-        }
+    update_flow(&sim, &id, |f| {
+        f.email = Some(email.clone());
+        f.password_ok = false;
     });
-    idp_page(
-        StatusCode::OK,
-        "Welcome",
-        &flow.client,
-        None,
-        &password_body(&ctx, &email),
-    )
+    Stage::Password(&email).page(&ctx, &flow.client, None)
 }
 
 /// `POST /o/password` (field `Passwd`): the mailbox's own password → the TOTP page.
@@ -236,46 +247,20 @@ pub async fn password(
     headers: HeaderMap,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
-    if let Some(fault) = sim.demo.step("idp_password").await {
-        return fault;
-    }
-    let Some((id, flow)) = flow(&sim, &headers) else {
-        return expired();
+    let (id, flow) = match posted(&sim, &headers, "idp_password").await {
+        Ok(found) => found,
+        Err(answer) => return answer,
     };
-    let Some(email) = flow.email.clone() else {
-        return idp_page(
-            StatusCode::OK,
-            "Sign in",
-            &flow.client,
-            None,
-            &identifier_body(&ctx),
-        );
+    let Some(email) = flow.email.as_deref() else {
+        return Stage::Identifier.page(&ctx, &flow.client, None);
     };
     let typed = form.get("Passwd").map_or("", String::as_str);
-    let right = sim.mailbox(&email).is_some_and(|m| m.pass_mail == typed);
-    if !right {
+    if sim.mailbox(email).is_none_or(|m| m.pass_mail != typed) {
         let message = "Wrong password. Try again or click Forgot password to reset it.";
-        let body = password_body(&ctx, &email);
-        return idp_page(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "Welcome",
-            &flow.client,
-            Some(message),
-            &body,
-        );
+        return Stage::Password(email).page(&ctx, &flow.client, Some(message));
     }
-    sim.demo.with_idp(|idp| {
-        if let Some(f) = idp.flows.get_mut(&id) {
-            f.password_ok = true;
-        }
-    });
-    idp_page(
-        StatusCode::OK,
-        "2-Step Verification",
-        &flow.client,
-        None,
-        &totp_body(&ctx),
-    )
+    update_flow(&sim, &id, |f| f.password_ok = true);
+    Stage::Totp.page(&ctx, &flow.client, None)
 }
 
 /// `POST /o/totp` (field `totpPin`): a valid code not used before for this mailbox → back to the client with a
@@ -286,30 +271,14 @@ pub async fn totp(
     headers: HeaderMap,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
-    if let Some(fault) = sim.demo.step("idp_totp").await {
-        return fault;
-    }
-    let Some((id, flow)) = flow(&sim, &headers) else {
-        return expired();
+    let (id, flow) = match posted(&sim, &headers, "idp_totp").await {
+        Ok(found) => found,
+        Err(answer) => return answer,
     };
     let (Some(email), true) = (flow.email.clone(), flow.password_ok) else {
-        return idp_page(
-            StatusCode::OK,
-            "Sign in",
-            &flow.client,
-            None,
-            &identifier_body(&ctx),
-        );
+        return Stage::Identifier.page(&ctx, &flow.client, None);
     };
-    let refuse = |message: &str| {
-        idp_page(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "2-Step Verification",
-            &flow.client,
-            Some(message),
-            &totp_body(&ctx),
-        )
-    };
+    let refuse = |message: &str| Stage::Totp.page(&ctx, &flow.client, Some(message));
     let code = form.get("totpPin").map_or("", |v| v.trim());
     let step = sim
         .mailbox(&email)

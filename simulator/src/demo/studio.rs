@@ -88,6 +88,15 @@ pub fn to_landing(sim: &Shared, ctx: &SiteCtx, headers: &HeaderMap) -> Response 
     Redirect::to(&ctx.path(to)).into_response()
 }
 
+/// The signed-in account's email on a studio site; else 404 (not a studio site) or the front door.
+fn signed_in(sim: &Shared, ctx: &SiteCtx, headers: &HeaderMap) -> Result<String, Box<Response>> {
+    if !ctx.studio {
+        return Err(Box::new(StatusCode::NOT_FOUND.into_response()));
+    }
+    session_email(sim, ctx, headers)
+        .ok_or_else(|| Box::new(Redirect::to(&ctx.path("/")).into_response()))
+}
+
 /// `GET /auth/callback?code&state`: the provider's answer; opens a session (creating the account on first
 /// sign-in) and lands by the account's state.
 pub async fn callback(
@@ -200,11 +209,9 @@ pub async fn onboarding(
     headers: HeaderMap,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
-    if !ctx.studio {
-        return StatusCode::NOT_FOUND.into_response();
-    }
-    let Some(email) = session_email(&sim, &ctx, &headers) else {
-        return Redirect::to(&ctx.path("/")).into_response();
+    let email = match signed_in(&sim, &ctx, &headers) {
+        Ok(email) => email,
+        Err(answer) => return *answer,
     };
     if let Some(fault) = sim.demo.step("onboarding").await {
         return fault;
@@ -236,11 +243,9 @@ pub async fn onboarding(
 
 /// `GET /settings`: the account, its show, the RSS distribution switch or the feed URL.
 pub async fn settings(State(sim): State<Shared>, ctx: SiteCtx, headers: HeaderMap) -> Response {
-    if !ctx.studio {
-        return StatusCode::NOT_FOUND.into_response();
-    }
-    let Some(email) = session_email(&sim, &ctx, &headers) else {
-        return Redirect::to(&ctx.path("/")).into_response();
+    let email = match signed_in(&sim, &ctx, &headers) {
+        Ok(email) => email,
+        Err(answer) => return *answer,
     };
     let (to, user, show) = sim.demo.with_site(&ctx.domain, |s| {
         let show = s
@@ -281,11 +286,9 @@ pub async fn enable_distribution(
     ctx: SiteCtx,
     headers: HeaderMap,
 ) -> Response {
-    if !ctx.studio {
-        return StatusCode::NOT_FOUND.into_response();
-    }
-    let Some(email) = session_email(&sim, &ctx, &headers) else {
-        return Redirect::to(&ctx.path("/")).into_response();
+    let email = match signed_in(&sim, &ctx, &headers) {
+        Ok(email) => email,
+        Err(answer) => return *answer,
     };
     if let Some(fault) = sim.demo.step("enable_rss").await {
         return fault;

@@ -211,6 +211,21 @@ impl DemoStack {
         })
     }
 
+    /// Waits until every task is completed or final_failed, or `within` passed; the caller's assertions then
+    /// tell what went wrong, with the simulator's evidence.
+    pub async fn settle(&self, ids: &[String], within: Duration) {
+        let started = std::time::Instant::now();
+        let done = || {
+            ids.iter()
+                .all(|id| matches!(self.view(id).state, "completed" | "final_failed"))
+        };
+        let what = "every task finished (or the settle deadline)";
+        super::eventually(within + Duration::from_secs(5), what, || async {
+            (done() || started.elapsed() > within).then_some(())
+        })
+        .await;
+    }
+
     /// A task's view in the simulator.
     pub fn view(&self, id: &str) -> TaskView {
         self.sim.task(id).expect("a task of this simulator")
