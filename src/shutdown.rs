@@ -39,6 +39,42 @@ pub async fn shutdown_signal() {
     tokio::select! { () = ctrl_c => {}, () = term => {} }
 }
 
+/// A service's background work (endpoints, samplers): spawned on one tracker, stopped together by
+/// [`Self::stop`] after the main loop returned.
+#[derive(Debug, Default)]
+pub struct Background {
+    token: CancellationToken,
+    tracker: TaskTracker,
+}
+
+impl Background {
+    /// No work yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The token the work must stop on.
+    pub fn token(&self) -> CancellationToken {
+        self.token.clone()
+    }
+
+    /// Runs `work` in the background until [`Self::stop`].
+    pub fn spawn<F>(&self, work: F)
+    where
+        F: std::future::Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.tracker.spawn(work);
+    }
+
+    /// Cancels the token and waits for every spawned task.
+    pub async fn stop(self) {
+        self.token.cancel();
+        self.tracker.close();
+        self.tracker.wait().await;
+    }
+}
+
 /// Closes `tracker` and waits for its tasks up to `grace`. Returns whether everything finished in time.
 pub async fn drain(tracker: &TaskTracker, grace: Duration) -> bool {
     tracker.close();

@@ -23,7 +23,7 @@ pub use health::{Health, Liveness, Readiness};
 pub use labels::{Endpoint, ErrorClass, MailOutcome, Outcome, RestartReason, Stage, StatusClass};
 pub use names::*;
 pub use sampler::{SamplerSpec, run_sampler, sample_once};
-pub use server::{router, serve};
+pub use server::{EndpointError, bind, router, serve};
 
 use crate::task::{Site, normalise_domain};
 use labels::OTHER_DOMAIN;

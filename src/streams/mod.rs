@@ -107,6 +107,14 @@ impl StreamKeys {
         format!("{}:tasks:{}", self.prefix, site.as_str())
     }
 
+    /// Every task stream, named by its site kind (`main`, `sub`): what the depth sampler watches.
+    pub fn task_streams(&self) -> Vec<(String, String)> {
+        Site::ALL
+            .iter()
+            .map(|s| (s.as_str().to_owned(), self.tasks(*s)))
+            .collect()
+    }
+
     /// The dead-letter stream.
     pub fn dead(&self) -> String {
         format!("{}:tasks:dead", self.prefix)
