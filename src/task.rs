@@ -309,12 +309,12 @@ pub struct Task {
     /// Channel description, HTML; may hold Spintax.
     #[serde(default, deserialize_with = "lenient_string")]
     pub about: String,
-    /// Channel cover image.
-    #[serde(default, deserialize_with = "lenient_string")]
-    pub image_url: String,
-    /// The main site's RSS feed (sub-site tasks only).
-    #[serde(default, deserialize_with = "lenient_string")]
-    pub link_rss: String,
+    /// Channel cover image (`None` when absent or blank).
+    #[serde(default, deserialize_with = "non_blank_text")]
+    pub image_url: Option<String>,
+    /// The main site's RSS feed (sub-site tasks only; `None` when absent or blank).
+    #[serde(default, deserialize_with = "non_blank_text")]
+    pub link_rss: Option<String>,
     /// Batch group id.
     #[serde(default, deserialize_with = "lenient_string")]
     pub group_id: String,

@@ -283,8 +283,8 @@ pub(crate) fn task_vars(task: &Task) -> Vars {
     v.set("about_text", html_to_text(&about_html));
     v.set("about", about_html.clone());
     v.set("about_html", about_html);
-    v.set("image_url", task.image_url.clone());
-    v.set("link_rss", task.link_rss.clone());
+    v.set("image_url", task.image_url.clone().unwrap_or_default());
+    v.set("link_rss", task.link_rss.clone().unwrap_or_default());
     v
 }
 
