@@ -59,7 +59,10 @@ impl Driver for InstantDriver {
         Ok(Registration {
             email: Some(task.email.clone()),
             password: Some(SecretString::from("Bench!pw123")),
-            link_rss: task.link_rss.is_none().then(|| format!("https://feeds.test/{}/rss", task.id)),
+            link_rss: task
+                .link_rss
+                .is_none()
+                .then(|| format!("https://feeds.test/{}/rss", task.id)),
             ..Registration::default()
         })
     }

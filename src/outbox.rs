@@ -277,23 +277,14 @@ impl Outbox {
     /// # Errors
     /// [`OutboxError::Unavailable`].
     pub async fn waiting(&self) -> Result<Vec<TaskId>, OutboxError> {
-        let pattern = crate::task::escape_glob_prefix(&self.keys.outbox_pattern());
-        let cut = self.keys.outbox_pattern().len() - 1;
-        let mut conn = self.conn.clone();
-        let mut iter: redis::AsyncIter<String> = conn
-            .scan_match(&pattern)
+        let pattern = self.keys.outbox_pattern();
+        let rests = crate::streams::keys_under(&mut self.conn.clone(), &pattern)
             .await
             .map_err(OutboxError::Unavailable)?;
-        let mut ids = Vec::new();
-        while let Some(key) = futures::StreamExt::next(&mut iter).await {
-            let key = key.map_err(OutboxError::Unavailable)?;
-            if let Some(id) = key.get(cut..).and_then(|s| TaskId::parse(s).ok()) {
-                ids.push(id);
-            }
-        }
-        ids.sort();
-        ids.dedup();
-        Ok(ids)
+        Ok(rests
+            .iter()
+            .filter_map(|id| TaskId::parse(id).ok())
+            .collect())
     }
 
     /// Takes the right to report `task_id` for `ttl` (`SET NX PX`), so two executors never send the same

@@ -29,7 +29,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{ControlSettings, StreamSettings};
 use crate::streams::{RedisConn, StreamError, connect};
-use crate::task::{escape_glob_prefix, normalise_domain};
+use crate::task::normalise_domain;
 
 pub use breaker::{Verdict, verdict};
 pub use gate::{Admission, Gate, ReleaseReason, Released};
@@ -360,27 +360,19 @@ impl Control {
     /// [`StreamError::Unavailable`].
     pub async fn drains(&self) -> Result<BTreeMap<String, u64>, StreamError> {
         let pattern = self.keys.drain_pattern();
-        let cut = pattern.len() - 1;
         let mut conn = self.conn();
-        let keys: Vec<String> = {
-            let mut iter: redis::AsyncIter<String> = conn
-                .scan_match(escape_glob_prefix(&pattern))
-                .await
-                .map_err(StreamError::redis("SCAN drain"))?;
-            let mut out = Vec::new();
-            while let Some(k) = futures::StreamExt::next(&mut iter).await {
-                out.push(k.map_err(StreamError::redis("SCAN drain"))?);
-            }
-            out
-        };
+        let names = crate::streams::keys_under(&mut conn, &pattern)
+            .await
+            .map_err(StreamError::redis("SCAN drain"))?;
         let mut out = BTreeMap::new();
-        for key in keys {
+        for name in names {
+            let key = format!("{}{name}", &pattern[..pattern.len() - 1]);
             let at: Option<u64> = conn
                 .get(&key)
                 .await
                 .map_err(StreamError::redis("GET drain"))?;
-            if let (Some(at), Some(name)) = (at, key.get(cut..)) {
-                out.insert(name.to_owned(), at);
+            if let Some(at) = at {
+                out.insert(name, at);
             }
         }
         Ok(out)

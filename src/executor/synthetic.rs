@@ -67,7 +67,10 @@ impl Driver for SyntheticDriver {
             username: Some(username),
             password: Some(SecretString::from(task.password.expose_secret().to_owned())),
             cookie: Some(SecretString::from(format!("sid=synthetic-{}", task.id))),
-            link_rss: task.link_rss.is_none().then(|| format!("https://{domain}/s/{}/podcast/rss", task.id)),
+            link_rss: task
+                .link_rss
+                .is_none()
+                .then(|| format!("https://{domain}/s/{}/podcast/rss", task.id)),
             note: Some("synthetic driver".into()),
         })
     }

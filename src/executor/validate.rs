@@ -47,7 +47,10 @@ pub fn validate_task(
     for (name, value) in [
         ("link_rss", task.link_rss.as_deref()),
         ("image_url", task.image_url.as_deref()),
-        ("website", Some(task.website.as_str()).filter(|w| !w.trim().is_empty())),
+        (
+            "website",
+            Some(task.website.as_str()).filter(|w| !w.trim().is_empty()),
+        ),
     ] {
         if let Some(value) = value
             && !is_http_url(value)

@@ -228,6 +228,31 @@ pub fn log_lost_ledger(e: &StreamError, pending_at_last_sample: &[(&str, i64)]) 
     );
 }
 
+/// The rest of every key matching `pattern`, a key prefix ending in `*` (e.g. [`StreamKeys::outbox_pattern`]):
+/// one SCAN walk with the prefix's glob characters escaped; sorted, each once (SCAN may return a key twice).
+///
+/// # Errors
+/// The Redis error of a failed SCAN call.
+pub async fn keys_under<C>(conn: &mut C, pattern: &str) -> redis::RedisResult<Vec<String>>
+where
+    C: ConnectionLike + Send + Sync,
+{
+    use redis::AsyncCommands;
+    let cut = pattern.len().saturating_sub(1);
+    let mut iter: redis::AsyncIter<String> = conn
+        .scan_match(crate::task::escape_glob_prefix(pattern))
+        .await?;
+    let mut rests = Vec::new();
+    while let Some(key) = futures::StreamExt::next(&mut iter).await {
+        if let Some(rest) = key?.get(cut..) {
+            rests.push(rest.to_owned());
+        }
+    }
+    rests.sort();
+    rests.dedup();
+    Ok(rests)
+}
+
 /// Deletes the lock `key` only if `owner` holds it (compare-and-delete, `unlock.lua`): a holder whose lock
 /// expired cannot delete the next holder's. Returns whether it was ours.
 ///

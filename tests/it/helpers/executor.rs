@@ -242,7 +242,10 @@ impl Driver for TestDriver {
                 task.password.expose_secret().len()
             ))),
             cookie: Some(SecretString::from(format!("sid=ck-{}", task.id))),
-            link_rss: task.link_rss.is_none().then(|| format!("https://feeds.test/{}/rss", task.id)),
+            link_rss: task
+                .link_rss
+                .is_none()
+                .then(|| format!("https://feeds.test/{}/rss", task.id)),
             note: None,
         })
     }

@@ -89,7 +89,10 @@ impl Driver for CountingDriver {
             username: Some(format!("u-{}", task.id)),
             password: Some(SecretString::from("Regist3red!pw")),
             cookie: Some(SecretString::from(format!("sid={}", task.id))),
-            link_rss: task.link_rss.is_none().then(|| format!("https://feeds.test/{}/rss", task.id)),
+            link_rss: task
+                .link_rss
+                .is_none()
+                .then(|| format!("https://feeds.test/{}/rss", task.id)),
             note: None,
         })
     }
