@@ -20,7 +20,7 @@ const NONCE_LEN: usize = 12;
 const AAD_PREFIX: &str = "pw-outbox-v1:";
 
 /// How long `<prefix>:tried:<id>` remembers that a driver ran a task: longer than a manager's retry delay.
-pub const TRIED_TTL_SECS: u64 = 7 * 24 * 3600;
+pub(crate) const TRIED_TTL_SECS: u64 = 7 * 24 * 3600;
 
 /// Why the outbox could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -239,7 +239,7 @@ impl Outbox {
     ///
     /// # Errors
     /// [`OutboxError::Unavailable`].
-    pub async fn begin_run(&self, task_id: &TaskId) -> Result<bool, OutboxError> {
+    pub(crate) async fn begin_run(&self, task_id: &TaskId) -> Result<bool, OutboxError> {
         let before: Option<String> = redis::cmd("SET")
             .arg(self.keys.tried(task_id))
             .arg(1)

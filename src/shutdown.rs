@@ -7,7 +7,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 /// A token cancelled on the first SIGINT or SIGTERM. The binary calls this once and passes the token down.
-pub fn shutdown_token() -> CancellationToken {
+pub(crate) fn shutdown_token() -> CancellationToken {
     let token = CancellationToken::new();
     let trigger = token.clone();
     tokio::spawn(async move {
@@ -19,7 +19,7 @@ pub fn shutdown_token() -> CancellationToken {
 }
 
 /// Resolves on SIGINT (Ctrl-C) or SIGTERM.
-pub async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     let ctrl_c = async {
         if tokio::signal::ctrl_c().await.is_err() {
             std::future::pending::<()>().await;
@@ -42,7 +42,7 @@ pub async fn shutdown_signal() {
 /// A service's background work (endpoints, samplers): spawned on one tracker, stopped together by
 /// [`Self::stop`] after the main loop returned.
 #[derive(Debug, Default)]
-pub struct Background {
+pub(crate) struct Background {
     token: CancellationToken,
     tracker: TaskTracker,
 }

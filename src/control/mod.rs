@@ -39,20 +39,20 @@ pub use keys::{Breaker, BreakerState, ControlKeys, Pause, PausedBy};
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Expiry of a drain request nobody acted on.
-pub const DRAIN_TTL_SECS: u64 = 86_400;
+pub(crate) const DRAIN_TTL_SECS: u64 = 86_400;
 
 /// Expiry of an outbox export mark.
-pub const EXPORT_MARK_TTL_SECS: u64 = 30 * 86_400;
+pub(crate) const EXPORT_MARK_TTL_SECS: u64 = 30 * 86_400;
 
 /// Longest pause reason kept (characters).
-pub const REASON_MAX: usize = 300;
+pub(crate) const REASON_MAX: usize = 300;
 
 /// A domain name as an operator may type it: normalised, 1..=253 characters of `[a-z0-9.-]` (it becomes part
 /// of a Redis key and of a metric label).
 ///
 /// # Errors
 /// A message saying what is wrong.
-pub fn parse_domain(raw: &str) -> Result<String, String> {
+pub(crate) fn parse_domain(raw: &str) -> Result<String, String> {
     let d = normalise_domain(raw);
     let ok = !d.is_empty()
         && d.len() <= 253
@@ -154,7 +154,7 @@ impl Control {
         self.conn.clone()
     }
 
-    /// Pauses `domain` (already [`parse_domain`]d) fleet-wide; replaces an earlier pause, a breaker's too.
+    /// Pauses `domain` (already `parse_domain`d) fleet-wide; replaces an earlier pause, a breaker's too.
     ///
     /// # Errors
     /// [`StreamError::Unavailable`].
@@ -320,7 +320,11 @@ impl Control {
     ///
     /// # Errors
     /// [`StreamError::Unavailable`].
-    pub async fn request_drain(&self, consumer: &str, now_ms: u64) -> Result<(), StreamError> {
+    pub(crate) async fn request_drain(
+        &self,
+        consumer: &str,
+        now_ms: u64,
+    ) -> Result<(), StreamError> {
         let () = self
             .conn()
             .set_ex(self.keys.drain(consumer), now_ms, DRAIN_TTL_SECS)
@@ -345,7 +349,7 @@ impl Control {
     ///
     /// # Errors
     /// [`StreamError::Unavailable`].
-    pub async fn clear_drain(&self, consumer: &str) -> Result<bool, StreamError> {
+    pub(crate) async fn clear_drain(&self, consumer: &str) -> Result<bool, StreamError> {
         let n: u64 = self
             .conn()
             .del(self.keys.drain(consumer))

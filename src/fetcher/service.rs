@@ -26,7 +26,7 @@ pub enum FetcherError {
     Endpoint(#[from] EndpointError),
 }
 
-/// An [`Observer`] counting every manager API request (and retry) in `metrics`.
+/// An `Observer` counting every manager API request (and retry) in `metrics`.
 pub fn observer(metrics: Arc<Metrics>) -> Observer {
     Arc::new(move |r: &ApiRequest| {
         metrics.api_request(r.endpoint, r.status, r.elapsed);

@@ -142,7 +142,7 @@ impl StreamKeys {
     }
 
     /// Who is reporting `id`'s outbox record right now.
-    pub fn outbox_lock(&self, id: &TaskId) -> String {
+    pub(crate) fn outbox_lock(&self, id: &TaskId) -> String {
         self.per_task(TaskKey::OutboxLock, Some(id))
     }
 
@@ -157,7 +157,7 @@ impl StreamKeys {
     }
 
     /// Set when a driver starts running `id` (7 days): a later run of it is a retry.
-    pub fn tried(&self, id: &TaskId) -> String {
+    pub(crate) fn tried(&self, id: &TaskId) -> String {
         self.per_task(TaskKey::Tried, Some(id))
     }
 
@@ -218,7 +218,7 @@ pub async fn ensure_groups<C: ConnectionLike>(
 /// Says at ERROR that Redis lost the task ledger (`e` is a [`StreamError::GroupMissing`]): when, with the
 /// Redis error code and what was last known to be in flight (`pending_at_last_sample`, per stream). The
 /// caller counts it and recreates the groups ([`ensure_groups`]).
-pub fn log_lost_ledger(e: &StreamError, pending_at_last_sample: &[(&str, i64)]) {
+pub(crate) fn log_lost_ledger(e: &StreamError, pending_at_last_sample: &[(&str, i64)]) {
     tracing::error!(
         error = %e,
         code = e.code().unwrap_or(""),
@@ -233,7 +233,7 @@ pub fn log_lost_ledger(e: &StreamError, pending_at_last_sample: &[(&str, i64)]) 
 ///
 /// # Errors
 /// The Redis error of a failed SCAN call.
-pub async fn keys_under<C>(conn: &mut C, pattern: &str) -> redis::RedisResult<Vec<String>>
+pub(crate) async fn keys_under<C>(conn: &mut C, pattern: &str) -> redis::RedisResult<Vec<String>>
 where
     C: ConnectionLike + Send + Sync,
 {
