@@ -61,7 +61,7 @@ impl Driver for InstantDriver {
             password: Some(SecretString::from("Bench!pw123")),
             link_rss: task
                 .link_rss
-                .is_empty()
+                .is_none()
                 .then(|| format!("https://feeds.test/{}/rss", task.id)),
             ..Registration::default()
         })

@@ -79,7 +79,7 @@ pub fn init_logging(log: &LogSettings) {
 }
 
 /// The error and its causes on one line.
-pub fn error_chain(e: &dyn std::error::Error) -> String {
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
     let mut text = e.to_string();
     let mut cause = e.source();
     while let Some(c) = cause {

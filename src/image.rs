@@ -18,7 +18,7 @@ pub use guard::address_is_public;
 pub use sniff::{ImageKind, sniff};
 
 /// Most redirects followed.
-pub const MAX_REDIRECTS: usize = 5;
+pub(crate) const MAX_REDIRECTS: usize = 5;
 
 /// Why an image could not be fetched. The text is meant for the `fail` report.
 #[derive(Debug, thiserror::Error)]
@@ -32,7 +32,7 @@ pub enum ImageError {
     /// The host name does not resolve.
     #[error("image_url host {0} cannot be resolved")]
     Unresolvable(String),
-    /// More than [`MAX_REDIRECTS`] redirects, or a redirect without a usable `Location`.
+    /// More than `MAX_REDIRECTS` redirects, or a redirect without a usable `Location`.
     #[error("image_url redirects too often or to an invalid place")]
     Redirects,
     /// The server answered with an error status.

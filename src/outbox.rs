@@ -20,7 +20,7 @@ const NONCE_LEN: usize = 12;
 const AAD_PREFIX: &str = "pw-outbox-v1:";
 
 /// How long `<prefix>:tried:<id>` remembers that a driver ran a task: longer than a manager's retry delay.
-pub const TRIED_TTL_SECS: u64 = 7 * 24 * 3600;
+pub(crate) const TRIED_TTL_SECS: u64 = 7 * 24 * 3600;
 
 /// Why the outbox could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -239,7 +239,7 @@ impl Outbox {
     ///
     /// # Errors
     /// [`OutboxError::Unavailable`].
-    pub async fn begin_run(&self, task_id: &TaskId) -> Result<bool, OutboxError> {
+    pub(crate) async fn begin_run(&self, task_id: &TaskId) -> Result<bool, OutboxError> {
         let before: Option<String> = redis::cmd("SET")
             .arg(self.keys.tried(task_id))
             .arg(1)
@@ -277,23 +277,14 @@ impl Outbox {
     /// # Errors
     /// [`OutboxError::Unavailable`].
     pub async fn waiting(&self) -> Result<Vec<TaskId>, OutboxError> {
-        let pattern = crate::task::escape_glob_prefix(&self.keys.outbox_pattern());
-        let cut = self.keys.outbox_pattern().len() - 1;
-        let mut conn = self.conn.clone();
-        let mut iter: redis::AsyncIter<String> = conn
-            .scan_match(&pattern)
+        let pattern = self.keys.outbox_pattern();
+        let rests = crate::streams::keys_under(&mut self.conn.clone(), &pattern)
             .await
             .map_err(OutboxError::Unavailable)?;
-        let mut ids = Vec::new();
-        while let Some(key) = futures::StreamExt::next(&mut iter).await {
-            let key = key.map_err(OutboxError::Unavailable)?;
-            if let Some(id) = key.get(cut..).and_then(|s| TaskId::parse(s).ok()) {
-                ids.push(id);
-            }
-        }
-        ids.sort();
-        ids.dedup();
-        Ok(ids)
+        Ok(rests
+            .iter()
+            .filter_map(|id| TaskId::parse(id).ok())
+            .collect())
     }
 
     /// Takes the right to report `task_id` for `ttl` (`SET NX PX`), so two executors never send the same

@@ -7,7 +7,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 /// A token cancelled on the first SIGINT or SIGTERM. The binary calls this once and passes the token down.
-pub fn shutdown_token() -> CancellationToken {
+pub(crate) fn shutdown_token() -> CancellationToken {
     let token = CancellationToken::new();
     let trigger = token.clone();
     tokio::spawn(async move {
@@ -19,7 +19,7 @@ pub fn shutdown_token() -> CancellationToken {
 }
 
 /// Resolves on SIGINT (Ctrl-C) or SIGTERM.
-pub async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     let ctrl_c = async {
         if tokio::signal::ctrl_c().await.is_err() {
             std::future::pending::<()>().await;
@@ -37,6 +37,42 @@ pub async fn shutdown_signal() {
     #[cfg(not(unix))]
     let term = std::future::pending::<()>();
     tokio::select! { () = ctrl_c => {}, () = term => {} }
+}
+
+/// A service's background work (endpoints, samplers): spawned on one tracker, stopped together by
+/// [`Self::stop`] after the main loop returned.
+#[derive(Debug, Default)]
+pub(crate) struct Background {
+    token: CancellationToken,
+    tracker: TaskTracker,
+}
+
+impl Background {
+    /// No work yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The token the work must stop on.
+    pub fn token(&self) -> CancellationToken {
+        self.token.clone()
+    }
+
+    /// Runs `work` in the background until [`Self::stop`].
+    pub fn spawn<F>(&self, work: F)
+    where
+        F: std::future::Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.tracker.spawn(work);
+    }
+
+    /// Cancels the token and waits for every spawned task.
+    pub async fn stop(self) {
+        self.token.cancel();
+        self.tracker.close();
+        self.tracker.wait().await;
+    }
 }
 
 /// Closes `tracker` and waits for its tasks up to `grace`. Returns whether everything finished in time.

@@ -309,12 +309,12 @@ pub struct Task {
     /// Channel description, HTML; may hold Spintax.
     #[serde(default, deserialize_with = "lenient_string")]
     pub about: String,
-    /// Channel cover image.
-    #[serde(default, deserialize_with = "lenient_string")]
-    pub image_url: String,
-    /// The main site's RSS feed (sub-site tasks only).
-    #[serde(default, deserialize_with = "lenient_string")]
-    pub link_rss: String,
+    /// Channel cover image (`None` when absent or blank).
+    #[serde(default, deserialize_with = "non_blank_text")]
+    pub image_url: Option<String>,
+    /// The main site's RSS feed (sub-site tasks only; `None` when absent or blank).
+    #[serde(default, deserialize_with = "non_blank_text")]
+    pub link_rss: Option<String>,
     /// Batch group id.
     #[serde(default, deserialize_with = "lenient_string")]
     pub group_id: String,
@@ -366,7 +366,7 @@ pub struct Registration {
 
 impl Registration {
     /// True when it carries at least one credential, as `complete` requires.
-    pub fn has_credentials(&self) -> bool {
+    pub(crate) fn has_credentials(&self) -> bool {
         let present = |s: &Option<String>| s.as_deref().is_some_and(|v| !v.is_empty());
         let secret =
             |s: &Option<SecretString>| s.as_ref().is_some_and(|v| !v.expose_secret().is_empty());
@@ -378,7 +378,7 @@ impl Registration {
 }
 
 /// Cuts `text` to at most `max` characters on a character boundary (API.md: `error_message` ≤ 1000).
-pub fn truncate_chars(text: &str, max: usize) -> String {
+pub(crate) fn truncate_chars(text: &str, max: usize) -> String {
     match text.char_indices().nth(max) {
         Some((cut, _)) => text[..cut].to_owned(),
         None => text.to_owned(),
@@ -395,7 +395,7 @@ pub fn now_ms() -> u64 {
 /// `pattern` (ending in `*`) with the glob characters of its fixed part escaped, for `SCAN … MATCH` over
 /// keys under a prefix (a `{hash tag}` prefix holds none, but a prefix may). Braces are literal in Redis's
 /// glob, so a hash tag stays as it is.
-pub fn escape_glob_prefix(pattern: &str) -> String {
+pub(crate) fn escape_glob_prefix(pattern: &str) -> String {
     let (fixed, star) = pattern.split_at(pattern.len().saturating_sub(1));
     let mut out = String::with_capacity(pattern.len() + 4);
     for c in fixed.chars() {

@@ -18,9 +18,9 @@ use crate::streams::{RedisConn, RedisTarget};
 /// Length of one TOTP window, in seconds.
 pub const STEP_SECS: u64 = 30;
 /// Digits of a code.
-pub const DIGITS: u8 = 6;
+pub(crate) const DIGITS: u8 = 6;
 /// Shortest secret accepted, in bytes (80 bits, what Google Authenticator issues).
-pub const MIN_SECRET_BYTES: usize = 10;
+pub(crate) const MIN_SECRET_BYTES: usize = 10;
 
 /// A secret that cannot be used. The message never contains the secret or any part of it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -28,7 +28,7 @@ pub enum TotpError {
     /// Not base32 after normalisation (or empty).
     #[error("the TOTP secret is not valid base32")]
     NotBase32,
-    /// Decodes to fewer than [`MIN_SECRET_BYTES`] bytes.
+    /// Decodes to fewer than `MIN_SECRET_BYTES` bytes.
     #[error("the TOTP secret is too short ({bits} bits; at least 80 needed)")]
     TooShort {
         /// Decoded length in bits.
@@ -121,7 +121,7 @@ impl TotpLedger {
 }
 
 /// Uppercases a base32 secret and removes spaces, dashes and `=` padding, as `Secret::try_from_base32` is strict.
-pub fn normalise_secret(raw: &str) -> String {
+pub(crate) fn normalise_secret(raw: &str) -> String {
     raw.chars()
         .filter(|c| !c.is_whitespace() && *c != '-' && *c != '=')
         .map(|c| c.to_ascii_uppercase())
@@ -150,7 +150,7 @@ pub fn decode_secret(raw: &str) -> Result<Vec<u8>, TotpError> {
 }
 
 /// The code of `key` for the window containing `unix_secs`, with `digits` digits (6..=8), SHA1, 30 s steps.
-pub fn code_with_key(key: &[u8], digits: u8, unix_secs: u64) -> String {
+pub(crate) fn code_with_key(key: &[u8], digits: u8, unix_secs: u64) -> String {
     // build_noncompliant: build() refuses secrets under 128 bits, but 80-bit secrets are common.
     Builder::new()
         .with_algorithm(Algorithm::SHA1)
@@ -182,7 +182,7 @@ pub trait Clock: Send + Sync {
 
 /// The system clock.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct SystemClock;
+pub(crate) struct SystemClock;
 
 impl Clock for SystemClock {
     fn unix_time(&self) -> Duration {

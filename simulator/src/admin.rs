@@ -29,6 +29,8 @@ pub struct ScenarioTask {
     pub site: &'static str,
     /// The request's email address.
     pub email: String,
+    /// The request's number (1, 2, … across scenarios).
+    pub request: u64,
 }
 
 /// A task with everything the simulator knows about it, for `GET /admin/tasks/{id}`.
@@ -88,6 +90,7 @@ pub fn add_scenario(books: &mut Books, spec: &ScenarioSpec, public_url: &str) ->
                 domain: t.data.domain.clone(),
                 site: site(t),
                 email: t.data.email.clone(),
+                request: t.request,
             }
         })
         .collect()

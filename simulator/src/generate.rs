@@ -17,8 +17,8 @@ pub struct ScenarioSpec {
     pub subs_per_request: u32,
     /// Seed of the data: the same seed gives the same ids, emails and secrets.
     pub seed: u64,
-    /// Domain of every main-site task.
-    pub main_domain: String,
+    /// Domains of the main-site tasks, one per request in turn (a `studio.` domain is the studio flavour).
+    pub main_domains: Vec<String>,
     /// Domains of the sub-site tasks, used round-robin.
     pub sub_domains: Vec<String>,
 }
@@ -29,7 +29,7 @@ impl Default for ScenarioSpec {
             requests: 0,
             subs_per_request: 3,
             seed: 1,
-            main_domain: DEFAULT_MAIN_DOMAIN.to_owned(),
+            main_domains: vec![DEFAULT_MAIN_DOMAIN.to_owned()],
             sub_domains: DEFAULT_SUB_DOMAINS
                 .iter()
                 .map(|d| (*d).to_owned())
@@ -40,6 +40,17 @@ impl Default for ScenarioSpec {
 
 /// The demo main platform's domain, the default of every main-site task.
 pub const DEFAULT_MAIN_DOMAIN: &str = "main.demo.test";
+/// The demo main platform in the studio flavour (sign-in through the DemoMail identity provider).
+pub const STUDIO_DOMAIN: &str = "studio.demo.test";
+
+/// The usernames one task's username can come out as: each alternative of a leading Spintax group
+/// (`{shopcast|podshop}7abcd`, the generated shape), or the username itself.
+pub fn username_alternatives(username: &str) -> Vec<String> {
+    let Some((group, rest)) = username.strip_prefix('{').and_then(|u| u.split_once('}')) else {
+        return vec![username.to_owned()];
+    };
+    group.split('|').map(|alt| format!("{alt}{rest}")).collect()
+}
 /// The demo sub-platforms' domains, the default sub-site domains.
 pub const DEFAULT_SUB_DOMAINS: &[&str] = &["sub-a.demo.test", "sub-b.demo.test", "sub-c.demo.test"];
 
@@ -85,6 +96,8 @@ pub struct GeneratedTask {
     pub data: TaskData,
     /// Whether it is the request's main-site task.
     pub is_main: bool,
+    /// The request's number (1, 2, … across every scenario of the simulator).
+    pub request: u64,
 }
 
 /// Generates a scenario's tasks, main task of each request first. `first_request` numbers the requests (so
@@ -97,9 +110,14 @@ pub fn scenario(spec: &ScenarioSpec, first_request: u64, public_url: &str) -> Ve
     for r in 0..u64::from(spec.requests) {
         let n = first_request + r;
         let request = Request::new(&mut rng, n, spec.seed, public_url);
+        let main = spec
+            .main_domains
+            .get(r as usize % spec.main_domains.len().max(1))
+            .map_or(DEFAULT_MAIN_DOMAIN, String::as_str);
         out.push(GeneratedTask {
-            data: request.task(&mut rng, &spec.main_domain, target),
+            data: request.task(&mut rng, main, target),
             is_main: true,
+            request: n,
         });
         for s in 0..spec.subs_per_request as usize {
             let domain = spec
@@ -110,6 +128,7 @@ pub fn scenario(spec: &ScenarioSpec, first_request: u64, public_url: &str) -> Ve
             out.push(GeneratedTask {
                 data: request.task(&mut rng, &domain, target),
                 is_main: false,
+                request: n,
             });
         }
     }
@@ -267,6 +286,30 @@ mod tests {
         assert_eq!(a[2].data.domain, "sub-b.demo.test");
         assert_eq!(a[0].data.image_url, "http://h/assets/cover/1.png");
         assert_ne!(scenario(&spec, 3, "http://h")[0].data.id, a[0].data.id);
+        assert_eq!((a[0].request, a[1].request, a[3].request), (1, 1, 2));
+    }
+
+    #[test]
+    fn main_domains_take_turns_by_request() {
+        let spec = ScenarioSpec {
+            requests: 3,
+            subs_per_request: 1,
+            main_domains: vec!["main.demo.test".into(), STUDIO_DOMAIN.into()],
+            ..ScenarioSpec::default()
+        };
+        let tasks = scenario(&spec, 1, "http://h");
+        let mains = tasks.iter().filter(|t| t.is_main);
+        let domains: Vec<&str> = mains.map(|t| t.data.domain.as_str()).collect();
+        assert_eq!(domains, ["main.demo.test", STUDIO_DOMAIN, "main.demo.test"]);
+    }
+
+    #[test]
+    fn username_alternatives_expand_the_leading_group() {
+        assert_eq!(username_alternatives("shopcast7abcd"), ["shopcast7abcd"]);
+        assert_eq!(
+            username_alternatives("{shopcast|podshop}7abcd"),
+            ["shopcast7abcd", "podshop7abcd"]
+        );
     }
 
     #[test]

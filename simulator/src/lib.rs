@@ -32,8 +32,8 @@ pub use admin::{ScenarioTask, TaskView};
 pub use api::{BASE_PATH, DEFAULT_LIMIT, MAX_LIMIT};
 pub use audit::{Audit, LostTask, ReportCounts};
 pub use chaos::Faults;
-pub use demo::DemoFaults;
-pub use generate::{DEFAULT_MAIN_DOMAIN, DEFAULT_SUB_DOMAINS, ScenarioSpec};
+pub use demo::{DemoFaults, IDP_DOMAIN};
+pub use generate::{DEFAULT_MAIN_DOMAIN, DEFAULT_SUB_DOMAINS, STUDIO_DOMAIN, ScenarioSpec};
 pub use mail::{MailOptions, SentMail};
 pub use metrics::{REQUESTS_TOTAL, TASKS};
 pub use process::{init_logging, shutdown_token};
@@ -111,6 +111,13 @@ pub(crate) struct Sim {
 
 type Shared = Arc<Sim>;
 
+/// What the identity provider checks of a mailbox: its own password and its TOTP secret.
+#[derive(Debug, Clone)]
+pub(crate) struct Mailbox {
+    pass_mail: String,
+    twofa: String,
+}
+
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
@@ -128,25 +135,57 @@ impl Sim {
         lock(&self.rng)
     }
 
-    /// Adds tasks, makes their main domain a demo main site and registers their mailboxes.
+    /// Adds tasks, makes their main domains demo main sites, registers their mailboxes and, on a studio site,
+    /// reserves the plain 12-character cut of the username of the scenario's first, third, … main task there
+    /// (as if someone had taken it long ago), so recipes meet a taken username and a free one.
     fn add_scenario(&self, spec: &ScenarioSpec) -> Vec<ScenarioTask> {
         let tasks = admin::add_scenario(&mut self.state(), spec, &self.public_url);
-        self.demo.add_main_domain(&spec.main_domain);
-        let mailboxes: Vec<(String, String)> = {
+        for domain in &spec.main_domains {
+            self.demo.add_main_domain(domain);
+        }
+        let mains: Vec<generate::TaskData> = {
             let books = self.state();
             tasks
                 .iter()
                 .filter(|t| t.site == "main")
-                .filter_map(|t| books.find(&t.id).map(|i| &books.tasks[i].data))
-                .map(|d| (d.email.clone(), d.app_password.clone()))
+                .filter_map(|t| books.find(&t.id).map(|i| books.tasks[i].data.clone()))
                 .collect()
         };
+        let mut studio_tasks = 0;
+        for data in &mains {
+            if !self.demo.is_studio(&data.domain.to_lowercase()) {
+                continue;
+            }
+            studio_tasks += 1;
+            if studio_tasks % 2 == 1 {
+                for name in generate::username_alternatives(&data.username) {
+                    let cut: String = name.to_lowercase().chars().take(12).collect();
+                    self.demo.reserve_username(&data.domain, &cut);
+                }
+            }
+        }
+        let mailboxes = mains
+            .iter()
+            .map(|d| (d.email.clone(), d.app_password.clone()));
         for (email, app_password) in mailboxes {
             if let Err(error) = self.demo.mailer.add_user(&email, &app_password) {
                 tracing::warn!(%error, "cannot add a mailbox to the users file");
             }
         }
         tasks
+    }
+
+    /// The mailbox `email` as the identity provider knows it (from a task with that email).
+    fn mailbox(&self, email: &str) -> Option<Mailbox> {
+        let books = self.state();
+        books
+            .tasks
+            .iter()
+            .find(|t| t.data.email.eq_ignore_ascii_case(email.trim()))
+            .map(|t| Mailbox {
+                pass_mail: t.data.pass_mail.clone(),
+                twofa: t.data.twofa.clone(),
+            })
     }
 
     /// The TOTP secret of the mailbox `email` (the `twofa` of a task with that email).
@@ -285,7 +324,7 @@ pub async fn spawn(options: SimulatorOptions) -> Result<SimulatorHandle, Simulat
         demo: demo::Demo::new(
             mail::Mailer::new(options.mail.clone()),
             own_addr(addr),
-            &options.scenario.main_domain,
+            &options.scenario.main_domains,
         ),
     });
     if options.scenario.requests > 0 {

@@ -39,7 +39,7 @@ fn options(cfg: SimulatorConfig) -> SimulatorOptions {
             requests: cfg.requests,
             subs_per_request: cfg.subs_per_request,
             seed: cfg.seed,
-            main_domain: cfg.main_domain,
+            main_domains: cfg.main_domains,
             sub_domains: cfg.sub_domains,
         },
         max_retries: cfg.max_retries,

@@ -108,6 +108,8 @@ pub struct TaskRecord {
     pub data: TaskData,
     /// Main-site task of its request.
     pub is_main: bool,
+    /// Its request's number (1, 2, … across scenarios).
+    pub request: u64,
     /// Life-cycle state.
     pub state: TaskState,
     /// Soft-deleted: 404 everywhere, not counted as lost.
@@ -196,6 +198,7 @@ impl State {
         self.tasks.push(TaskRecord {
             data: task.data,
             is_main: task.is_main,
+            request: task.request,
             state: TaskState::Queued,
             deleted: false,
             link_rss: String::new(),

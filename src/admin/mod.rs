@@ -175,7 +175,7 @@ pub enum ConsumersCommand {
 
 /// Why a subcommand did not do its job.
 #[derive(Debug, thiserror::Error)]
-pub enum AdminError {
+pub(crate) enum AdminError {
     /// Bad arguments (exit 2).
     #[error("{0}")]
     Usage(String),
@@ -192,7 +192,7 @@ pub enum AdminError {
 
 impl AdminError {
     /// The process exit code: 2 for usage and configuration, 1 otherwise.
-    pub fn exit_code(&self) -> u8 {
+    pub(crate) fn exit_code(&self) -> u8 {
         match self {
             Self::Usage(_) | Self::Config(_) => 2,
             Self::Redis(_) | Self::Failed(_) => 1,

@@ -43,7 +43,7 @@ impl Out {
 }
 
 /// A duration in milliseconds as `1h02m`, `3m05s`, `4.2s` or `120ms`.
-pub fn human_ms(ms: u64) -> String {
+pub(crate) fn human_ms(ms: u64) -> String {
     let s = ms / 1000;
     match s {
         0 if ms < 1000 => format!("{ms}ms"),
@@ -55,12 +55,12 @@ pub fn human_ms(ms: u64) -> String {
 }
 
 /// A secret as `•••• (12 chars)`: its presence and length, not its value.
-pub fn mask(secret: &str) -> String {
+pub(crate) fn mask(secret: &str) -> String {
     format!("•••• ({} chars)", secret.chars().count())
 }
 
 /// Milliseconds since the epoch of a stream id `<ms>-<seq>`.
-pub fn stream_id_ms(id: &str) -> Option<u64> {
+pub(crate) fn stream_id_ms(id: &str) -> Option<u64> {
     id.split('-').next()?.parse().ok()
 }
 

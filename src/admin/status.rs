@@ -205,22 +205,9 @@ pub(crate) async fn consumer_rows(ctx: &Ctx) -> Result<Vec<ConsumerRow>, AdminEr
 
 /// Ids of every waiting outbox record.
 pub(crate) async fn outbox_ids(ctx: &Ctx) -> Result<Vec<String>, AdminError> {
-    let pattern = crate::task::escape_glob_prefix(&ctx.keys.outbox_pattern());
-    let cut = ctx.keys.outbox_pattern().len() - 1;
-    let mut conn = ctx.conn();
-    let mut iter: redis::AsyncIter<String> = conn
-        .scan_match(pattern)
-        .await
-        .map_err(StreamError::redis("SCAN outbox"))?;
-    let mut ids = Vec::new();
-    while let Some(key) = futures::StreamExt::next(&mut iter).await {
-        let key = key.map_err(StreamError::redis("SCAN outbox"))?;
-        if let Some(id) = key.get(cut..) {
-            ids.push(id.to_owned());
-        }
-    }
-    ids.sort();
-    Ok(ids)
+    let pattern = ctx.keys.outbox_pattern();
+    let ids = crate::streams::keys_under(&mut ctx.conn(), &pattern).await;
+    Ok(ids.map_err(StreamError::redis("SCAN outbox"))?)
 }
 
 /// `pwctl status`.

@@ -139,7 +139,7 @@ impl Session {
     ///
     /// # Errors
     /// [`BrowserError::Page`] when the page is gone.
-    pub async fn stop_loading(&self) -> Result<(), BrowserError> {
+    pub(crate) async fn stop_loading(&self) -> Result<(), BrowserError> {
         self.page
             .execute(StopLoadingParams::default())
             .await

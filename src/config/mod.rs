@@ -111,7 +111,7 @@ pub fn version_line(binary: &str) -> String {
 
 /// Prints help (`--help`/`-h`) or the version (`--version`/`-V`) on stdout and exits 0; refuses any other
 /// argument, since settings (and secrets above all) are never taken from the command line.
-pub fn handle_args(binary: &str, role: Role, about: &str) -> Result<(), ConfigError> {
+pub(crate) fn handle_args(binary: &str, role: Role, about: &str) -> Result<(), ConfigError> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.iter().any(|a| a == "--help" || a == "-h") {
         print!("{}", help(binary, role, about));

@@ -107,18 +107,18 @@ impl Source {
     }
 
     /// Whether the variable (or its `_FILE` form) was given, rather than left to its default.
-    pub fn is_set(&self, var: &Var) -> bool {
+    pub(crate) fn is_set(&self, var: &Var) -> bool {
         let given = |name: &str| self.values.get(name).is_some_and(|v| !v.is_empty());
         given(var.name) || given(&format!("{}_FILE", var.name))
     }
 
     /// Whether `name` is present with an empty (or blank) value.
-    pub fn is_set_but_empty(&self, name: &str) -> bool {
+    pub(crate) fn is_set_but_empty(&self, name: &str) -> bool {
         self.values.get(name).is_some_and(|v| v.trim().is_empty())
     }
 
     /// `PW_*` names given that no binary reads, each with the closest known name (a likely typo).
-    pub fn unknown_names(&self) -> Vec<(String, Option<&'static str>)> {
+    pub(crate) fn unknown_names(&self) -> Vec<(String, Option<&'static str>)> {
         let known: Vec<(&'static str, bool)> =
             super::all_vars().map(|v| (v.name, v.secret)).collect();
         let is_known = |name: &str| {
@@ -176,7 +176,7 @@ impl Source {
     }
 
     /// An integer within `min..=max`.
-    pub fn int_in(&self, var: &Var, min: u64, max: u64) -> Result<u64, ConfigError> {
+    pub(crate) fn int_in(&self, var: &Var, min: u64, max: u64) -> Result<u64, ConfigError> {
         let n: u64 = self.parse(var)?;
         if (min..=max).contains(&n) {
             Ok(n)
@@ -188,31 +188,9 @@ impl Source {
         }
     }
 
-    /// A duration in milliseconds (the variable ends in `_MS`), at least 1 ms.
-    pub fn millis(&self, var: &Var) -> Result<Duration, ConfigError> {
-        Ok(Duration::from_millis(self.int_in(
-            var,
-            1,
-            86_400_000 * 7,
-        )?))
-    }
-
     /// A duration in seconds (the variable ends in `_SECS`), at least 1 s.
     pub fn secs(&self, var: &Var) -> Result<Duration, ConfigError> {
         Ok(Duration::from_secs(self.int_in(var, 1, 86_400 * 30)?))
-    }
-
-    /// A probability in `0.0..=1.0`.
-    pub fn probability(&self, var: &Var) -> Result<f64, ConfigError> {
-        let p: f64 = self.parse(var)?;
-        if (0.0..=1.0).contains(&p) {
-            Ok(p)
-        } else {
-            Err(ConfigError::Invalid {
-                var: var.name,
-                reason: format!("must be between 0 and 1 (got {p})"),
-            })
-        }
     }
 
     /// A comma-separated list, trimmed, empty items dropped.
@@ -251,7 +229,7 @@ impl Source {
     }
 
     /// A required secret.
-    pub fn required_secret(&self, var: &Var) -> Result<SecretString, ConfigError> {
+    pub(crate) fn required_secret(&self, var: &Var) -> Result<SecretString, ConfigError> {
         self.secret(var)?.ok_or(ConfigError::Missing {
             var: var.name,
             help: var.help,

@@ -83,7 +83,7 @@ impl<T> Setting<T> {
 
 /// How a value is parsed and checked: a parser, its bounds and the default.
 #[derive(Debug)]
-pub struct Kind<T: 'static> {
+pub(crate) struct Kind<T: 'static> {
     default: Option<&'static str>,
     secret: bool,
     /// A value set but empty is an error (numbers, URLs, keys) instead of meaning "the default".

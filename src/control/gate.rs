@@ -30,7 +30,7 @@ pub enum Admission {
     Hold,
 }
 
-/// A task given back by [`Gate::release_next`].
+/// A task given back by `Gate::release_next`.
 #[derive(Debug)]
 pub struct Released<T> {
     /// The held item.
@@ -127,7 +127,7 @@ impl<T> Gate<T> {
 
     /// What may happen now to `task_id` of `domain` (normalised), from the last poll; asks Redis only
     /// when a breaker's probe is due.
-    pub async fn admit(&self, domain: &str, task_id: &str) -> Admission {
+    pub(crate) async fn admit(&self, domain: &str, task_id: &str) -> Admission {
         let pause = lock(&self.view).paused.get(domain).cloned();
         let Some(pause) = pause else {
             return Admission::Run;
@@ -162,7 +162,7 @@ impl<T> Gate<T> {
 
     /// Keeps the items whose domain may run, holds the others. `key` gives an item's (domain, task id);
     /// items without one (undecodable) always pass.
-    pub async fn sort(
+    pub(crate) async fn sort(
         &self,
         items: Vec<T>,
         key: impl Fn(&T) -> Option<(String, String)>,
@@ -190,7 +190,7 @@ impl<T> Gate<T> {
     }
 
     /// A held item that may go now: its domain was resumed, it may probe, or it waited past the hold time.
-    pub async fn release_next(&self) -> Option<Released<T>> {
+    pub(crate) async fn release_next(&self) -> Option<Released<T>> {
         let candidates: Vec<(String, String, bool)> = {
             let held = lock(&self.held);
             let mut seen = HashSet::new();
@@ -239,12 +239,12 @@ impl<T> Gate<T> {
     }
 
     /// The `fail` message of a task released because it was held too long (once).
-    pub fn take_expired(&self, task_id: &str) -> Option<String> {
+    pub(crate) fn take_expired(&self, task_id: &str) -> Option<String> {
         lock(&self.expired).remove(task_id)
     }
 
     /// Every held item (on shutdown or drain: they go back un-acked for another executor).
-    pub fn take_all(&self) -> Vec<T> {
+    pub(crate) fn take_all(&self) -> Vec<T> {
         let items: Vec<T> = lock(&self.held).drain(..).map(|h| h.item).collect();
         self.publish();
         items
@@ -320,7 +320,7 @@ impl<T> Gate<T> {
     ///
     /// # Errors
     /// [`StreamError::Unavailable`]; the last view stays.
-    pub async fn refresh(&self) -> Result<bool, StreamError> {
+    pub(crate) async fn refresh(&self) -> Result<bool, StreamError> {
         let keys = self.control.keys();
         let (paused, breakers, drain): (
             BTreeMap<String, String>,

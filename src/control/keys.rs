@@ -38,7 +38,7 @@ impl ControlKeys {
     }
 
     /// Pattern of every drain request (for SCAN).
-    pub fn drain_pattern(&self) -> String {
+    pub(crate) fn drain_pattern(&self) -> String {
         format!("{}:control:drain:*", self.prefix)
     }
 
@@ -89,7 +89,7 @@ pub struct Pause {
 
 impl Pause {
     /// The `fail` message of a task held past `PW_PAUSE_HOLD_SECS` because of this pause.
-    pub fn fail_message(&self) -> String {
+    pub(crate) fn fail_message(&self) -> String {
         match self.by {
             PausedBy::Operator => format!("domain paused by operator: {}", self.reason),
             PausedBy::Breaker => format!("domain paused by circuit breaker: {}", self.reason),

@@ -29,7 +29,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{ControlSettings, StreamSettings};
 use crate::streams::{RedisConn, StreamError, connect};
-use crate::task::{escape_glob_prefix, normalise_domain};
+use crate::task::normalise_domain;
 
 pub use breaker::{Verdict, verdict};
 pub use gate::{Admission, Gate, ReleaseReason, Released};
@@ -39,20 +39,20 @@ pub use keys::{Breaker, BreakerState, ControlKeys, Pause, PausedBy};
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Expiry of a drain request nobody acted on.
-pub const DRAIN_TTL_SECS: u64 = 86_400;
+pub(crate) const DRAIN_TTL_SECS: u64 = 86_400;
 
 /// Expiry of an outbox export mark.
-pub const EXPORT_MARK_TTL_SECS: u64 = 30 * 86_400;
+pub(crate) const EXPORT_MARK_TTL_SECS: u64 = 30 * 86_400;
 
 /// Longest pause reason kept (characters).
-pub const REASON_MAX: usize = 300;
+pub(crate) const REASON_MAX: usize = 300;
 
 /// A domain name as an operator may type it: normalised, 1..=253 characters of `[a-z0-9.-]` (it becomes part
 /// of a Redis key and of a metric label).
 ///
 /// # Errors
 /// A message saying what is wrong.
-pub fn parse_domain(raw: &str) -> Result<String, String> {
+pub(crate) fn parse_domain(raw: &str) -> Result<String, String> {
     let d = normalise_domain(raw);
     let ok = !d.is_empty()
         && d.len() <= 253
@@ -154,7 +154,7 @@ impl Control {
         self.conn.clone()
     }
 
-    /// Pauses `domain` (already [`parse_domain`]d) fleet-wide; replaces an earlier pause, a breaker's too.
+    /// Pauses `domain` (already `parse_domain`d) fleet-wide; replaces an earlier pause, a breaker's too.
     ///
     /// # Errors
     /// [`StreamError::Unavailable`].
@@ -320,7 +320,11 @@ impl Control {
     ///
     /// # Errors
     /// [`StreamError::Unavailable`].
-    pub async fn request_drain(&self, consumer: &str, now_ms: u64) -> Result<(), StreamError> {
+    pub(crate) async fn request_drain(
+        &self,
+        consumer: &str,
+        now_ms: u64,
+    ) -> Result<(), StreamError> {
         let () = self
             .conn()
             .set_ex(self.keys.drain(consumer), now_ms, DRAIN_TTL_SECS)
@@ -345,7 +349,7 @@ impl Control {
     ///
     /// # Errors
     /// [`StreamError::Unavailable`].
-    pub async fn clear_drain(&self, consumer: &str) -> Result<bool, StreamError> {
+    pub(crate) async fn clear_drain(&self, consumer: &str) -> Result<bool, StreamError> {
         let n: u64 = self
             .conn()
             .del(self.keys.drain(consumer))
@@ -360,27 +364,19 @@ impl Control {
     /// [`StreamError::Unavailable`].
     pub async fn drains(&self) -> Result<BTreeMap<String, u64>, StreamError> {
         let pattern = self.keys.drain_pattern();
-        let cut = pattern.len() - 1;
         let mut conn = self.conn();
-        let keys: Vec<String> = {
-            let mut iter: redis::AsyncIter<String> = conn
-                .scan_match(escape_glob_prefix(&pattern))
-                .await
-                .map_err(StreamError::redis("SCAN drain"))?;
-            let mut out = Vec::new();
-            while let Some(k) = futures::StreamExt::next(&mut iter).await {
-                out.push(k.map_err(StreamError::redis("SCAN drain"))?);
-            }
-            out
-        };
+        let names = crate::streams::keys_under(&mut conn, &pattern)
+            .await
+            .map_err(StreamError::redis("SCAN drain"))?;
         let mut out = BTreeMap::new();
-        for key in keys {
+        for name in names {
+            let key = format!("{}{name}", &pattern[..pattern.len() - 1]);
             let at: Option<u64> = conn
                 .get(&key)
                 .await
                 .map_err(StreamError::redis("GET drain"))?;
-            if let (Some(at), Some(name)) = (at, key.get(cut..)) {
-                out.insert(name.to_owned(), at);
+            if let Some(at) = at {
+                out.insert(name, at);
             }
         }
         Ok(out)

@@ -1,6 +1,7 @@
 //! Unit tests of the control keys, records and domain parsing.
 
 use super::*;
+use crate::task::escape_glob_prefix;
 
 #[test]
 fn keys_share_the_prefix() {

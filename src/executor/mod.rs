@@ -44,7 +44,7 @@ const HARD_STOP_WAIT: Duration = Duration::from_secs(3);
 const RETIRE_WAIT: Duration = Duration::from_secs(1);
 
 /// How long claiming pauses after the manager refused our API key (401/403) before trying again.
-pub const HALT_PAUSE: Duration = Duration::from_secs(30);
+pub(crate) const HALT_PAUSE: Duration = Duration::from_secs(30);
 
 /// How one claimed entry ended (from this executor's point of view).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,7 +66,7 @@ pub enum Outcome {
     DeadLettered,
     /// Left un-acked for a later delivery (a transient failure before the driver ran, or shutdown).
     Released,
-    /// The manager refused our API key: the entry is released and claiming pauses for [`HALT_PAUSE`].
+    /// The manager refused our API key: the entry is released and claiming pauses for `HALT_PAUSE`.
     Halted,
 }
 
@@ -181,7 +181,7 @@ impl Executor {
     }
 
     /// This executor's consumer name.
-    pub fn consumer_name(&self) -> &str {
+    pub(crate) fn consumer_name(&self) -> &str {
         self.inner.consumer.name()
     }
 

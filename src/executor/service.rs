@@ -2,19 +2,17 @@
 //! the stream sampler, the browser pool sampler and mail observer, the claim loop, and an orderly drain on
 //! cancellation.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
 use super::{Executor, ExecutorError, drivers_from_config, observe_mail, run_pool_sampler};
 use crate::config::ExecutorConfig;
 use crate::driver::Drivers;
-use crate::metrics::{self, Metrics, MetricsOptions, SamplerSpec};
+use crate::metrics::{self, EndpointError, MetricsOptions, SamplerSpec};
 use crate::recipe::{RecipeSetup, SetupError};
+use crate::shutdown::Background;
 use crate::streams::{self, GROUP, StreamKeys};
-use crate::task::Site;
 
 /// Why the executor service could not start.
 #[derive(Debug, thiserror::Error)]
@@ -22,18 +20,9 @@ pub enum ServiceError {
     /// Redis or the API client.
     #[error(transparent)]
     Executor(#[from] ExecutorError),
-    /// The metrics address could not be bound.
-    #[error("cannot listen on {addr} (PW_METRICS_ADDR)")]
-    Bind {
-        /// The address.
-        addr: std::net::SocketAddr,
-        /// The cause.
-        #[source]
-        source: std::io::Error,
-    },
-    /// The metrics registry refused a metric (a programming error).
-    #[error("cannot register metrics")]
-    Metrics(#[from] prometheus::Error),
+    /// The metrics endpoint could not be set up.
+    #[error(transparent)]
+    Endpoint(#[from] EndpointError),
     /// Redis is unusable for the sampler.
     #[error("Redis is not usable (PW_REDIS_URL)")]
     Redis(#[from] streams::StreamError),
@@ -53,17 +42,13 @@ pub async fn run_service(
     let (drivers, recipes) = build_drivers(&config)?;
     let mut domains = config.executor.main_domains.clone();
     domains.extend(drivers.domains());
-    let metrics = Arc::new(Metrics::new(MetricsOptions {
+    let options = MetricsOptions {
         role: "executor",
         version: env!("CARGO_PKG_VERSION"),
         domains,
         stall_after: config.metrics.stall_after,
-    })?);
-    let addr = config.metrics.addr;
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|source| ServiceError::Bind { addr, source })?;
-    tracing::info!(addr = %listener.local_addr().unwrap_or(addr), "metrics and health endpoints listening");
+    };
+    let (metrics, listener) = metrics::bind(options, config.metrics.addr).await?;
     if drivers.domains().is_empty() {
         tracing::warn!(
             "no driver configured: every task will be failed with \"no driver for domain\""
@@ -72,35 +57,34 @@ pub async fn run_service(
     let executor = Executor::new(&config, drivers, metrics.clone()).await?;
     let sampler_conn = streams::connect(&config.streams, Duration::from_secs(5)).await?;
     let spec = sampler_spec(&config);
-    let background = CancellationToken::new();
-    let tracker = TaskTracker::new();
-    tracker.spawn(metrics::serve(
+    let background = Background::new();
+    background.spawn(metrics::serve(
         listener,
         metrics.clone(),
-        background.clone(),
+        background.token(),
     ));
     if let Some(recipes) = &recipes {
         observe_mail(recipes, metrics.clone());
-        tracker.spawn(run_pool_sampler(
-            recipes.pool.clone(),
+        let interval = config.metrics.sample_interval;
+        let pool = recipes.pool.clone();
+        background.spawn(run_pool_sampler(
+            pool,
             metrics.clone(),
-            config.metrics.sample_interval,
-            background.clone(),
+            interval,
+            background.token(),
         ));
     }
-    tracker.spawn(metrics::run_sampler(
+    background.spawn(metrics::run_sampler(
         sampler_conn,
         spec,
         metrics,
-        background.clone(),
+        background.token(),
     ));
     executor.run(cancel).await;
     if let Some(recipes) = recipes {
         recipes.pool.shutdown().await;
     }
-    background.cancel();
-    tracker.close();
-    tracker.wait().await;
+    background.stop().await;
     Ok(())
 }
 
@@ -130,10 +114,7 @@ fn build_drivers(config: &ExecutorConfig) -> Result<(Drivers, Option<RecipeSetup
 fn sampler_spec(config: &ExecutorConfig) -> SamplerSpec {
     let keys = StreamKeys::new(&config.streams.key_prefix);
     SamplerSpec {
-        task_streams: Site::ALL
-            .iter()
-            .map(|s| (s.as_str().to_owned(), keys.tasks(*s)))
-            .collect(),
+        task_streams: keys.task_streams(),
         dead_stream: keys.dead(),
         group: GROUP.to_owned(),
         outbox_pattern: None, // the outbox loop sets the outbox gauge

@@ -69,7 +69,7 @@ impl Driver for SyntheticDriver {
             cookie: Some(SecretString::from(format!("sid=synthetic-{}", task.id))),
             link_rss: task
                 .link_rss
-                .is_empty()
+                .is_none()
                 .then(|| format!("https://{domain}/s/{}/podcast/rss", task.id)),
             note: Some("synthetic driver".into()),
         })

@@ -41,15 +41,20 @@ pub fn validate_task(
     if !missing.is_empty() {
         return Err(format!("missing field: {}", missing.join(", ")));
     }
-    if entry.site == Site::Sub && task.link_rss.trim().is_empty() {
+    if entry.site == Site::Sub && task.link_rss.is_none() {
         return Err("sub-site task without link_rss: the main site's feed is needed".into());
     }
     for (name, value) in [
-        ("link_rss", &task.link_rss),
-        ("image_url", &task.image_url),
-        ("website", &task.website),
+        ("link_rss", task.link_rss.as_deref()),
+        ("image_url", task.image_url.as_deref()),
+        (
+            "website",
+            Some(task.website.as_str()).filter(|w| !w.trim().is_empty()),
+        ),
     ] {
-        if !value.trim().is_empty() && !is_http_url(value) {
+        if let Some(value) = value
+            && !is_http_url(value)
+        {
             return Err(format!("invalid field: {name} is not an http(s) URL"));
         }
     }

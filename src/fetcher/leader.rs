@@ -52,7 +52,7 @@ impl LeaderLease {
     ///
     /// # Errors
     /// The Redis error; leadership is then unknown and the caller must act as a standby.
-    pub async fn acquire_or_renew(&self) -> redis::RedisResult<bool> {
+    pub(crate) async fn acquire_or_renew(&self) -> redis::RedisResult<bool> {
         let ttl_ms = u64::try_from(self.ttl.as_millis()).unwrap_or(u64::MAX);
         let mut conn = self.conn.clone();
         let held: i64 = crate::streams::scripts::LEASE

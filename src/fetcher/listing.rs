@@ -94,13 +94,13 @@ impl ListingRecord {
     }
 
     /// Also writes every finished listing of ours to `key` (the last one overwrites the one before).
-    pub fn with_last_key(mut self, key: String) -> Self {
+    pub(crate) fn with_last_key(mut self, key: String) -> Self {
         self.last_key = Some(key);
         self
     }
 
     /// Whether a listing of ours is recorded (begun and not yet ended, or its end could not be written).
-    pub fn is_open(&self) -> bool {
+    pub(crate) fn is_open(&self) -> bool {
         self.current.is_some()
     }
 
@@ -109,7 +109,7 @@ impl ListingRecord {
     ///
     /// # Errors
     /// The Redis error.
-    pub async fn begin(&mut self, limit: u32) -> redis::RedisResult<()> {
+    pub(crate) async fn begin(&mut self, limit: u32) -> redis::RedisResult<()> {
         let now = now_ms();
         let record = Record {
             started_ms: now,
@@ -125,7 +125,7 @@ impl ListingRecord {
     ///
     /// # Errors
     /// The Redis error.
-    pub async fn beat(&self) -> redis::RedisResult<()> {
+    pub(crate) async fn beat(&self) -> redis::RedisResult<()> {
         match self.current {
             Some(record) => {
                 self.write(Record {
@@ -141,7 +141,7 @@ impl ListingRecord {
     /// Removes our record: the page is queued (or its loss was logged with the ids).
     ///
     /// # Errors
-    /// The Redis error; the record then stays open and the next [`ListingRecord::begin`] or `end` replaces it.
+    /// The Redis error; the record then stays open and the next `ListingRecord::begin` or `end` replaces it.
     pub async fn end(&mut self) -> redis::RedisResult<()> {
         let mut conn = self.conn.clone();
         let mut pipe = redis::pipe();
@@ -166,7 +166,7 @@ impl ListingRecord {
     ///
     /// # Errors
     /// The Redis error.
-    pub async fn take_lost(&self) -> redis::RedisResult<Vec<LostListing>> {
+    pub(crate) async fn take_lost(&self) -> redis::RedisResult<Vec<LostListing>> {
         let mut conn = self.conn.clone();
         let all: Vec<(String, String)> = conn.hgetall(&self.key).await?;
         let now = now_ms();

@@ -11,7 +11,7 @@ use super::FetchOutcome;
 
 /// The shortest delay between listings while the manager refuses the API key: a wrong key is not fixed in
 /// seconds, so it is not asked about at the idle poll rate.
-pub const REFUSED_KEY_DELAY: Duration = Duration::from_secs(15);
+pub(crate) const REFUSED_KEY_DELAY: Duration = Duration::from_secs(15);
 
 /// The adaptive poll delay.
 #[derive(Debug, Clone)]

@@ -4,13 +4,12 @@
 use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
 use super::Fetcher;
 use crate::config::FetcherConfig;
-use crate::metrics::{self, Metrics, MetricsOptions, SamplerSpec};
+use crate::metrics::{self, EndpointError, Metrics, MetricsOptions, SamplerSpec};
+use crate::shutdown::Background;
 use crate::streams::{self, GROUP, StreamError, StreamKeys};
-use crate::task::Site;
 use crate::task_api::{ApiError, ApiRequest, Observer};
 
 /// Why the fetcher could not start (or had to stop).
@@ -22,21 +21,12 @@ pub enum FetcherError {
     /// The manager API client could not be built.
     #[error("the manager API client cannot be built")]
     Api(#[from] ApiError),
-    /// The metrics address could not be bound.
-    #[error("cannot listen on {addr} (PW_METRICS_ADDR)")]
-    Bind {
-        /// The address.
-        addr: std::net::SocketAddr,
-        /// The cause.
-        #[source]
-        source: std::io::Error,
-    },
-    /// The metrics registry refused a metric (a programming error).
-    #[error("cannot register metrics")]
-    Metrics(#[from] prometheus::Error),
+    /// The metrics endpoint could not be set up.
+    #[error(transparent)]
+    Endpoint(#[from] EndpointError),
 }
 
-/// An [`Observer`] counting every manager API request (and retry) in `metrics`.
+/// An `Observer` counting every manager API request (and retry) in `metrics`.
 pub fn observer(metrics: Arc<Metrics>) -> Observer {
     Arc::new(move |r: &ApiRequest| {
         metrics.api_request(r.endpoint, r.status, r.elapsed);
@@ -58,17 +48,13 @@ pub async fn run_service(
     config: FetcherConfig,
     cancel: CancellationToken,
 ) -> Result<(), FetcherError> {
-    let metrics = Arc::new(Metrics::new(MetricsOptions {
+    let options = MetricsOptions {
         role: "fetcher",
         version: env!("CARGO_PKG_VERSION"),
         domains: config.fetcher.main_domains.clone(),
         stall_after: config.metrics.stall_after,
-    })?);
-    let addr = config.metrics.addr;
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|source| FetcherError::Bind { addr, source })?;
-    tracing::info!(addr = %listener.local_addr().unwrap_or(addr), "metrics and health endpoints listening");
+    };
+    let (metrics, listener) = metrics::bind(options, config.metrics.addr).await?;
     let fetcher = Fetcher::connect(
         &config.streams,
         &config.api,
@@ -78,34 +64,29 @@ pub async fn run_service(
     .await?;
     let sampler_conn = streams::connect(&config.streams, std::time::Duration::from_secs(5)).await?;
 
-    let background = CancellationToken::new();
-    let tracker = TaskTracker::new();
-    tracker.spawn(metrics::serve(
+    let background = Background::new();
+    background.spawn(metrics::serve(
         listener,
         metrics.clone(),
-        background.clone(),
+        background.token(),
     ));
-    tracker.spawn(metrics::run_sampler(
+    let spec = sampler_spec(&StreamKeys::new(&config.streams.key_prefix), &config);
+    background.spawn(metrics::run_sampler(
         sampler_conn,
-        sampler_spec(&StreamKeys::new(&config.streams.key_prefix), &config),
+        spec,
         metrics.clone(),
-        background.clone(),
+        background.token(),
     ));
     tracing::info!(token = fetcher.lease().token(), "fetcher started");
     fetcher.run(cancel).await;
-    background.cancel();
-    tracker.close();
-    tracker.wait().await;
+    background.stop().await;
     tracing::info!("fetcher stopped");
     Ok(())
 }
 
 fn sampler_spec(keys: &StreamKeys, config: &FetcherConfig) -> SamplerSpec {
     SamplerSpec {
-        task_streams: Site::ALL
-            .iter()
-            .map(|s| (s.as_str().to_owned(), keys.tasks(*s)))
-            .collect(),
+        task_streams: keys.task_streams(),
         dead_stream: keys.dead(),
         group: GROUP.to_owned(),
         outbox_pattern: Some(keys.outbox_pattern()),

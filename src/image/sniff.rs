@@ -23,16 +23,6 @@ impl ImageKind {
             ImageKind::Webp => "webp",
         }
     }
-
-    /// MIME type.
-    pub fn mime(self) -> &'static str {
-        match self {
-            ImageKind::Png => "image/png",
-            ImageKind::Jpeg => "image/jpeg",
-            ImageKind::Gif => "image/gif",
-            ImageKind::Webp => "image/webp",
-        }
-    }
 }
 
 /// The image type of `bytes`, by magic bytes; `None` when it is none of the accepted ones.

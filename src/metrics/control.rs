@@ -18,7 +18,7 @@ pub const BREAKER_STATE: &str = "pw_breaker_state";
 pub const BREAKER_OPENED: &str = "pw_breaker_opened_total";
 
 /// Who paused a domain, as the `by` label.
-pub const PAUSED_BY: [&str; 2] = ["operator", "breaker"];
+pub(crate) const PAUSED_BY: [&str; 2] = ["operator", "breaker"];
 
 /// One domain's control state as an executor sees it, for [`ControlMetrics::set`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -134,7 +134,7 @@ impl ControlMetrics {
     }
 
     /// A breaker opened (or re-opened) here.
-    pub fn breaker_opened(&self, metrics: &Metrics, domain: &str) {
+    pub(crate) fn breaker_opened(&self, metrics: &Metrics, domain: &str) {
         self.opened
             .with_label_values(&[metrics.domain_label(domain)])
             .inc();

@@ -89,13 +89,13 @@ impl Health {
     }
 
     /// Records progress: a task finished, a fetch cycle completed, an idle poll came back empty.
-    pub fn record_progress(&self) {
+    pub(crate) fn record_progress(&self) {
         self.state().last_progress = Instant::now();
     }
 
     /// Records whether work is waiting for this process (backlog to fetch into, entries to claim, tasks
     /// running). The waiting clock starts at the first `true` after a `false`.
-    pub fn set_work_waiting(&self, waiting: bool) {
+    pub(crate) fn set_work_waiting(&self, waiting: bool) {
         let mut s = self.state();
         match (waiting, s.waiting_since) {
             (true, None) => s.waiting_since = Some(Instant::now()),
@@ -107,7 +107,7 @@ impl Health {
     /// Records whether the process's main Redis work (an executor's claims) is failing. Failing for the
     /// stall threshold without a break makes the process unhealthy, so an orchestrator restarts a process
     /// wedged on Redis (the clock starts at the first `true` after a `false`).
-    pub fn set_redis_failing(&self, failing: bool) {
+    pub(crate) fn set_redis_failing(&self, failing: bool) {
         let mut s = self.state();
         match (failing, s.redis_failing_since) {
             (true, None) => s.redis_failing_since = Some(Instant::now()),
@@ -118,7 +118,7 @@ impl Health {
 
     /// Unhealthy when work has waited longer than the threshold and nothing progressed in that time, or
     /// when Redis work has failed for that long.
-    pub fn liveness(&self) -> Liveness {
+    pub(crate) fn liveness(&self) -> Liveness {
         let s = self.state();
         if let Some(since) = s.redis_failing_since {
             let failing = Instant::now().saturating_duration_since(since);

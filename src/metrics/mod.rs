@@ -2,7 +2,7 @@
 //! per-process [`Registry`], the `/metrics` + health server ([`serve`]) and the Redis stream sampler
 //! ([`run_sampler`]). Imports only the ground floor, `task` (for [`Site`] and the one domain normaliser);
 //! owns the label enums in [`labels`], which the adapters use as their own types. Each role exports only
-//! the families it sets ([`exported_by`]); labels are bounded and every combination exists (at 0) from
+//! the families it sets (`exported_by`); labels are bounded and every combination exists (at 0) from
 //! construction on.
 
 mod control;
@@ -23,7 +23,7 @@ pub use health::{Health, Liveness, Readiness};
 pub use labels::{Endpoint, ErrorClass, MailOutcome, Outcome, RestartReason, Stage, StatusClass};
 pub use names::*;
 pub use sampler::{SamplerSpec, run_sampler, sample_once};
-pub use server::{router, serve};
+pub use server::{EndpointError, bind, router, serve};
 
 use crate::task::{Site, normalise_domain};
 use labels::OTHER_DOMAIN;
@@ -33,7 +33,7 @@ use names::{Counters, Gauges, Histograms};
 #[derive(Debug, Clone)]
 pub struct MetricsOptions {
     /// `fetcher` or `executor` (the `role` label of `pw_build_info`). A process exports only the families its
-    /// role sets ([`exported_by`]); any other value (a test's) exports every family.
+    /// role sets (`exported_by`); any other value (a test's) exports every family.
     pub role: &'static str,
     /// The crate version (`env!("CARGO_PKG_VERSION")`).
     pub version: &'static str,
@@ -176,12 +176,12 @@ impl Metrics {
     }
 
     /// Domains with their own `domain` label value (sorted; every other is `other`).
-    pub fn known_domains(&self) -> &[String] {
+    pub(crate) fn known_domains(&self) -> &[String] {
         &self.domains
     }
 
     /// The `domain` label value of `domain`: itself (normalised) when known, else `other`.
-    pub fn domain_label(&self, domain: &str) -> &str {
+    pub(crate) fn domain_label(&self, domain: &str) -> &str {
         let d = normalise_domain(domain);
         match self.domains.binary_search(&d) {
             Ok(i) => &self.domains[i],
@@ -191,7 +191,7 @@ impl Metrics {
 
     /// A listing whose tasks are possibly handed out to us and will never run; `reason` is one of
     /// [`LISTING_LOSS_REASONS`] (anything else folds into `unreadable`).
-    pub fn listing_lost(&self, reason: &str) {
+    pub(crate) fn listing_lost(&self, reason: &str) {
         let reason = LISTING_LOSS_REASONS
             .into_iter()
             .find(|r| *r == reason)
@@ -204,7 +204,7 @@ impl Metrics {
 
     /// Redis lost the task ledger (NOGROUP), noticed at `op` (one of [`DATA_LOSS_OPS`]; anything else folds
     /// into `claim`).
-    pub fn redis_data_loss(&self, op: &str) {
+    pub(crate) fn redis_data_loss(&self, op: &str) {
         let op = DATA_LOSS_OPS
             .into_iter()
             .find(|o| *o == op)
@@ -213,7 +213,7 @@ impl Metrics {
     }
 
     /// The last sampled `pending` of each task stream (what a loss of the ledger may have cost).
-    pub fn last_pending(&self) -> Vec<(&'static str, i64)> {
+    pub(crate) fn last_pending(&self) -> Vec<(&'static str, i64)> {
         Site::ALL
             .iter()
             .map(|s| {
@@ -228,14 +228,14 @@ impl Metrics {
     }
 
     /// Listed items that could not be decoded: `queued` by a salvaged id, or `dropped` without one.
-    pub fn listed_undecodable(&self, queued: u64, dropped: u64) {
+    pub(crate) fn listed_undecodable(&self, queued: u64, dropped: u64) {
         let c = &self.counters.listed_undecodable;
         c.with_label_values(&["queued"]).inc_by(queued);
         c.with_label_values(&["dropped"]).inc_by(dropped);
     }
 
     /// A task listed by `GET /links`.
-    pub fn task_fetched(&self, site: Site) {
+    pub(crate) fn task_fetched(&self, site: Site) {
         self.counters
             .fetched
             .with_label_values(&[site.as_str()])
@@ -243,7 +243,7 @@ impl Metrics {
     }
 
     /// A task written to its stream.
-    pub fn task_enqueued(&self, site: Site, domain: &str) {
+    pub(crate) fn task_enqueued(&self, site: Site, domain: &str) {
         let d = self.domain_label(domain);
         self.counters
             .enqueued
@@ -252,7 +252,7 @@ impl Metrics {
     }
 
     /// A listed task skipped because it is already in our hands.
-    pub fn task_deduplicated(&self, site: Site) {
+    pub(crate) fn task_deduplicated(&self, site: Site) {
         self.counters
             .deduplicated
             .with_label_values(&[site.as_str()])
@@ -262,7 +262,7 @@ impl Metrics {
     /// A task left our hands. Also counts as progress for `/healthz`.
     /// `claimed_for` is the time from this process's claim of the entry to its ack (`None` for a result
     /// reported from the outbox alone: no claim to measure from).
-    pub fn task_finished(
+    pub(crate) fn task_finished(
         &self,
         site: Site,
         domain: &str,
@@ -284,7 +284,7 @@ impl Metrics {
     }
 
     /// The class of the last error of a task reported with `fail`.
-    pub fn task_failure(&self, site: Site, class: ErrorClass) {
+    pub(crate) fn task_failure(&self, site: Site, class: ErrorClass) {
         self.counters
             .failures
             .with_label_values(&[site.as_str(), class.as_str()])
@@ -292,7 +292,7 @@ impl Metrics {
     }
 
     /// A failed attempt that will be tried again.
-    pub fn task_retry(&self, site: Site, class: ErrorClass) {
+    pub(crate) fn task_retry(&self, site: Site, class: ErrorClass) {
         self.counters
             .task_retries
             .with_label_values(&[site.as_str(), class.as_str()])
@@ -300,7 +300,7 @@ impl Metrics {
     }
 
     /// Time one stage of a task took.
-    pub fn stage_duration(&self, site: Site, stage: Stage, elapsed: Duration) {
+    pub(crate) fn stage_duration(&self, site: Site, stage: Stage, elapsed: Duration) {
         let h = self
             .histograms
             .stage
@@ -309,7 +309,7 @@ impl Metrics {
     }
 
     /// Time from the fetcher's XADD (the entry's fetch time) to the executor's start of work.
-    pub fn fetch_to_start(&self, site: Site, elapsed: Duration) {
+    pub(crate) fn fetch_to_start(&self, site: Site, elapsed: Duration) {
         let h = self
             .histograms
             .fetch_to_start
@@ -318,7 +318,7 @@ impl Metrics {
     }
 
     /// Tasks running now and free browser slots.
-    pub fn set_slots(&self, in_flight: usize, free: usize) {
+    pub(crate) fn set_slots(&self, in_flight: usize, free: usize) {
         self.gauges.in_flight.set(in_flight as i64);
         self.gauges.free_slots.set(free as i64);
     }
@@ -326,7 +326,7 @@ impl Metrics {
     /// One manager API request; `status` is `None` when no HTTP response came. Also updates readiness:
     /// a response under 500 means the manager is reachable, 401/403 means the API key is refused, and a
     /// 2xx means it is accepted.
-    pub fn api_request(&self, endpoint: Endpoint, status: Option<u16>, elapsed: Duration) {
+    pub(crate) fn api_request(&self, endpoint: Endpoint, status: Option<u16>, elapsed: Duration) {
         self.api_class(endpoint, StatusClass::of(status), elapsed);
         match status {
             Some(401 | 403) => self.set_api_key_refused(true),
@@ -350,7 +350,7 @@ impl Metrics {
     }
 
     /// A transient manager API failure about to be retried.
-    pub fn api_retry(&self, endpoint: Endpoint) {
+    pub(crate) fn api_retry(&self, endpoint: Endpoint) {
         self.counters
             .api_retries
             .with_label_values(&[endpoint.as_str()])
@@ -358,35 +358,35 @@ impl Metrics {
     }
 
     /// Whether the last Redis command succeeded (readiness and `pw_redis_up`).
-    pub fn set_redis_reachable(&self, up: bool) {
+    pub(crate) fn set_redis_reachable(&self, up: bool) {
         self.gauges.redis_up.set(i64::from(up));
         self.health.set_redis(up);
     }
 
     /// Whether the manager answered the last request (readiness and `pw_manager_up`).
-    pub fn set_manager_reachable(&self, up: bool) {
+    pub(crate) fn set_manager_reachable(&self, up: bool) {
         self.gauges.manager_up.set(i64::from(up));
         self.health.set_manager(up);
     }
 
     /// Whether the manager refuses our API key (readiness and `pw_api_key_refused`).
-    pub fn set_api_key_refused(&self, refused: bool) {
+    pub(crate) fn set_api_key_refused(&self, refused: bool) {
         self.gauges.api_key_refused.set(i64::from(refused));
         self.health.set_api_key_refused(refused);
     }
 
     /// Whether this fetcher holds the leader lease.
-    pub fn set_fetcher_leader(&self, leader: bool) {
+    pub(crate) fn set_fetcher_leader(&self, leader: bool) {
         self.gauges.leader.set(i64::from(leader));
     }
 
     /// Whether this fetcher stopped pulling because a stream's backlog reached its cap.
-    pub fn set_fetcher_backpressure(&self, paused: bool) {
+    pub(crate) fn set_fetcher_backpressure(&self, paused: bool) {
         self.gauges.backpressure.set(i64::from(paused));
     }
 
     /// `count` browser restarts for `reason` (the pool's counters since the last sample).
-    pub fn browser_restarts(&self, reason: RestartReason, count: u64) {
+    pub(crate) fn browser_restarts(&self, reason: RestartReason, count: u64) {
         self.counters
             .browser_restarts
             .with_label_values(&[reason.as_str()])
@@ -394,7 +394,7 @@ impl Metrics {
     }
 
     /// Browser contexts open now and the browser's memory (PSS of its process tree, bytes).
-    pub fn set_browser(&self, contexts: usize, memory_bytes: u64) {
+    pub(crate) fn set_browser(&self, contexts: usize, memory_bytes: u64) {
         self.gauges.browser_contexts.set(contexts as i64);
         self.gauges
             .browser_memory
@@ -411,7 +411,7 @@ impl Metrics {
     }
 
     /// One sample of a stream (`stream` is `main`, `sub` or `dead`); lag and pending only for task streams.
-    pub fn set_stream(&self, stream: &str, length: u64, lag_pending: Option<(u64, u64)>) {
+    pub(crate) fn set_stream(&self, stream: &str, length: u64, lag_pending: Option<(u64, u64)>) {
         let s = names::stream_label(stream);
         let g = &self.gauges;
         g.stream_length.with_label_values(&[s]).set(clamp(length));
@@ -422,7 +422,7 @@ impl Metrics {
     }
 
     /// Results waiting in the outbox.
-    pub fn set_outbox(&self, entries: u64) {
+    pub(crate) fn set_outbox(&self, entries: u64) {
         self.gauges.outbox.set(clamp(entries));
     }
 }

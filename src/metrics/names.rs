@@ -51,82 +51,82 @@ pub(super) struct Gauges {
 }
 
 /// Tasks listed by `GET /links`, by `site`.
-pub const TASKS_FETCHED: &str = "pw_tasks_fetched_total";
+pub(crate) const TASKS_FETCHED: &str = "pw_tasks_fetched_total";
 /// Tasks written to a task stream, by `site`, `domain`.
-pub const TASKS_ENQUEUED: &str = "pw_tasks_enqueued_total";
+pub(crate) const TASKS_ENQUEUED: &str = "pw_tasks_enqueued_total";
 /// Listed tasks skipped because they were already in our hands, by `site`.
-pub const TASKS_DEDUPLICATED: &str = "pw_tasks_deduplicated_total";
+pub(crate) const TASKS_DEDUPLICATED: &str = "pw_tasks_deduplicated_total";
 /// Tasks that left our hands, by `site`, `domain`, `outcome`.
-pub const TASKS_FINISHED: &str = "pw_tasks_finished_total";
+pub(crate) const TASKS_FINISHED: &str = "pw_tasks_finished_total";
 /// Tasks reported with `fail`, by `site` and the `error_class` of their last error.
-pub const TASK_FAILURES: &str = "pw_task_failures_total";
+pub(crate) const TASK_FAILURES: &str = "pw_task_failures_total";
 /// Failed attempts that were retried, by `site`, `error_class`.
-pub const TASK_RETRIES: &str = "pw_task_retries_total";
+pub(crate) const TASK_RETRIES: &str = "pw_task_retries_total";
 /// Claim-to-ack time of a task, by `site`, `outcome`.
-pub const TASK_DURATION: &str = "pw_task_duration_seconds";
+pub(crate) const TASK_DURATION: &str = "pw_task_duration_seconds";
 /// Time of one stage of a task, by `site`, `stage`.
-pub const TASK_STAGE_DURATION: &str = "pw_task_stage_duration_seconds";
+pub(crate) const TASK_STAGE_DURATION: &str = "pw_task_stage_duration_seconds";
 /// Time from the fetcher's enqueue to the executor's start of work, by `site`.
-pub const FETCH_TO_START: &str = "pw_fetch_to_start_seconds";
+pub(crate) const FETCH_TO_START: &str = "pw_fetch_to_start_seconds";
 /// Tasks running in this executor.
-pub const TASKS_IN_FLIGHT: &str = "pw_tasks_in_flight";
+pub(crate) const TASKS_IN_FLIGHT: &str = "pw_tasks_in_flight";
 /// Free browser slots in this executor.
-pub const SLOTS_FREE: &str = "pw_slots_free";
+pub(crate) const SLOTS_FREE: &str = "pw_slots_free";
 /// Entries in a stream (XLEN), by `stream` (`main`, `sub`, `dead`).
-pub const STREAM_LENGTH: &str = "pw_stream_length";
+pub(crate) const STREAM_LENGTH: &str = "pw_stream_length";
 /// Entries not yet delivered to the consumer group, by `stream`.
-pub const STREAM_LAG: &str = "pw_stream_lag";
+pub(crate) const STREAM_LAG: &str = "pw_stream_lag";
 /// Entries delivered but not yet acknowledged, by `stream`.
-pub const STREAM_PENDING: &str = "pw_stream_pending";
+pub(crate) const STREAM_PENDING: &str = "pw_stream_pending";
 /// Results waiting in the outbox for the manager to accept their report.
-pub const OUTBOX_ENTRIES: &str = "pw_outbox_entries";
+pub(crate) const OUTBOX_ENTRIES: &str = "pw_outbox_entries";
 /// Manager API requests, by `endpoint`, `status_class`.
-pub const API_REQUESTS: &str = "pw_api_requests_total";
+pub(crate) const API_REQUESTS: &str = "pw_api_requests_total";
 /// Manager API request latency, by `endpoint`.
-pub const API_REQUEST_DURATION: &str = "pw_api_request_duration_seconds";
+pub(crate) const API_REQUEST_DURATION: &str = "pw_api_request_duration_seconds";
 /// Manager API requests retried after a transient failure, by `endpoint`.
-pub const API_RETRIES: &str = "pw_api_retries_total";
+pub(crate) const API_RETRIES: &str = "pw_api_retries_total";
 /// Browser restarts, by `reason`.
-pub const BROWSER_RESTARTS: &str = "pw_browser_restarts_total";
+pub(crate) const BROWSER_RESTARTS: &str = "pw_browser_restarts_total";
 /// Browser contexts open now.
-pub const BROWSER_CONTEXTS: &str = "pw_browser_contexts";
+pub(crate) const BROWSER_CONTEXTS: &str = "pw_browser_contexts";
 /// Memory of the browser's process tree (sum of PSS), bytes.
-pub const BROWSER_MEMORY: &str = "pw_browser_memory_bytes";
+pub(crate) const BROWSER_MEMORY: &str = "pw_browser_memory_bytes";
 /// Time spent waiting for a verification mail, by `outcome`.
-pub const MAIL_WAIT: &str = "pw_mail_wait_seconds";
+pub(crate) const MAIL_WAIT: &str = "pw_mail_wait_seconds";
 /// Listings whose tasks are possibly handed out to us and will never run, by `reason`
 /// ([`LISTING_LOSS_REASONS`]).
-pub const FETCHER_LISTINGS_LOST: &str = "pw_fetcher_listings_lost_total";
+pub(crate) const FETCHER_LISTINGS_LOST: &str = "pw_fetcher_listings_lost_total";
 /// Listed items that could not be decoded, by `fate`: `queued` (an id was salvaged; the executor reads the
 /// task again or fails it) or `dropped` (no usable id: cannot be queued or reported).
-pub const LISTED_ITEMS_UNDECODABLE: &str = "pw_listed_items_undecodable_total";
+pub(crate) const LISTED_ITEMS_UNDECODABLE: &str = "pw_listed_items_undecodable_total";
 /// Times this process found that Redis had lost the task ledger (the consumer group or a stream gone:
 /// NOGROUP), by `op` ([`DATA_LOSS_OPS`]: an executor's claim, a fetcher's backlog measure); the groups were recreated.
-pub const REDIS_DATA_LOSS: &str = "pw_redis_data_loss_total";
+pub(crate) const REDIS_DATA_LOSS: &str = "pw_redis_data_loss_total";
 /// `op` values of [`REDIS_DATA_LOSS`]: where the loss was noticed.
-pub const DATA_LOSS_OPS: [&str; 2] = ["claim", "backlog"];
+pub(crate) const DATA_LOSS_OPS: [&str; 2] = ["claim", "backlog"];
 /// `reason` values of [`FETCHER_LISTINGS_LOST`]: `interrupted` (a fetcher died with a listing under way,
 /// found by the next leader), `unreadable` (a listing answer could not be read at all), `unqueued` (listed
 /// but Redis refused the page until the fetcher gave up; the ids are logged).
-pub const LISTING_LOSS_REASONS: [&str; 3] = ["interrupted", "unreadable", "unqueued"];
+pub(crate) const LISTING_LOSS_REASONS: [&str; 3] = ["interrupted", "unreadable", "unqueued"];
 /// `fate` values of [`LISTED_ITEMS_UNDECODABLE`].
-pub const UNDECODABLE_FATES: [&str; 2] = ["queued", "dropped"];
+pub(crate) const UNDECODABLE_FATES: [&str; 2] = ["queued", "dropped"];
 /// 1 while this fetcher holds the leader lease.
-pub const FETCHER_LEADER: &str = "pw_fetcher_leader";
+pub(crate) const FETCHER_LEADER: &str = "pw_fetcher_leader";
 /// 1 while this fetcher holds back because a stream's backlog reached its cap.
-pub const FETCHER_BACKPRESSURE: &str = "pw_fetcher_backpressure";
+pub(crate) const FETCHER_BACKPRESSURE: &str = "pw_fetcher_backpressure";
 /// 1 while the manager refuses our API key (401/403).
-pub const API_KEY_REFUSED: &str = "pw_api_key_refused";
+pub(crate) const API_KEY_REFUSED: &str = "pw_api_key_refused";
 /// 1 when the last Redis command succeeded.
-pub const REDIS_UP: &str = "pw_redis_up";
+pub(crate) const REDIS_UP: &str = "pw_redis_up";
 /// 1 when the manager answered the last request (any status under 500).
-pub const MANAGER_UP: &str = "pw_manager_up";
+pub(crate) const MANAGER_UP: &str = "pw_manager_up";
 /// Always 1, labelled with `role` and `version`.
-pub const BUILD_INFO: &str = "pw_build_info";
+pub(crate) const BUILD_INFO: &str = "pw_build_info";
 pub(super) const BUILD_INFO_HELP: &str = "Always 1; labels name the binary's role and version.";
 
 /// The `stream` label values of the stream gauges.
-pub const STREAMS: [&str; 3] = ["main", "sub", "dead"];
+pub(crate) const STREAMS: [&str; 3] = ["main", "sub", "dead"];
 
 /// Every metric family this module registers (process_* families come from the process collector).
 pub const ALL: &[&str] = &[
@@ -164,7 +164,7 @@ pub const ALL: &[&str] = &[
 ];
 
 /// Families only a fetcher sets: an executor does not export them.
-pub const FETCHER_ONLY: &[&str] = &[
+pub(crate) const FETCHER_ONLY: &[&str] = &[
     TASKS_FETCHED,
     TASKS_ENQUEUED,
     TASKS_DEDUPLICATED,
@@ -176,7 +176,7 @@ pub const FETCHER_ONLY: &[&str] = &[
 
 /// Families only an executor sets: a fetcher does not export them. (The control families,
 /// [`super::ControlMetrics`], are registered by executors alone, too.)
-pub const EXECUTOR_ONLY: &[&str] = &[
+pub(crate) const EXECUTOR_ONLY: &[&str] = &[
     TASKS_FINISHED,
     TASK_FAILURES,
     TASK_RETRIES,
@@ -194,7 +194,7 @@ pub const EXECUTOR_ONLY: &[&str] = &[
 /// Whether a process of `role` exports `family`: a `fetcher` everything but [`EXECUTOR_ONLY`], an
 /// `executor` everything but [`FETCHER_ONLY`]; any other role (a test's) every family. A family a role never
 /// sets would show a constant 0 that `max()` or `min()` over the fleet mistakes for a value.
-pub fn exported_by(role: &str, family: &str) -> bool {
+pub(crate) fn exported_by(role: &str, family: &str) -> bool {
     match role {
         "fetcher" => !EXECUTOR_ONLY.contains(&family),
         "executor" => !FETCHER_ONLY.contains(&family),

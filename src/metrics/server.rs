@@ -11,7 +11,41 @@ use axum::routing::get;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use super::{Liveness, Metrics};
+use super::{Liveness, Metrics, MetricsOptions};
+
+/// Why a service's metrics endpoint could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum EndpointError {
+    /// The metrics address could not be bound.
+    #[error("cannot listen on {addr} (PW_METRICS_ADDR)")]
+    Bind {
+        /// The address.
+        addr: std::net::SocketAddr,
+        /// Why binding failed.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The metrics registry refused a metric (a programming error).
+    #[error("cannot register metrics")]
+    Registry(#[from] prometheus::Error),
+}
+
+/// A service's metrics and the bound listener of its endpoints (serve it with [`serve`]).
+///
+/// # Errors
+/// [`EndpointError`] when a metric cannot be registered or `addr` cannot be bound.
+pub async fn bind(
+    options: MetricsOptions,
+    addr: std::net::SocketAddr,
+) -> Result<(Arc<Metrics>, TcpListener), EndpointError> {
+    let metrics = Arc::new(Metrics::new(options)?);
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| EndpointError::Bind { addr, source })?;
+    let bound = listener.local_addr().unwrap_or(addr);
+    tracing::info!(addr = %bound, "metrics and health endpoints listening");
+    Ok((metrics, listener))
+}
 
 /// The router serving the three endpoints from `metrics`.
 pub fn router(metrics: Arc<Metrics>) -> Router {

@@ -56,7 +56,7 @@ impl RecipeDriver {
 
     /// [`RecipeDriver::run`] as attempt `attempt` (from 1) of the task: from the second attempt on, the
     /// recipe's `[[resume]]` rules apply.
-    pub async fn run_attempt(
+    pub(crate) async fn run_attempt(
         &self,
         task: &Task,
         attempt: u32,
@@ -67,7 +67,7 @@ impl RecipeDriver {
 
     /// [`RecipeDriver::run_attempt`] starting at step `from` (an index from 0; `recipe-check --from`), on a
     /// fresh page: the steps before it are not run, so the variables they would set are unset.
-    pub async fn run_from(
+    pub(crate) async fn run_from(
         &self,
         task: &Task,
         attempt: u32,
@@ -283,8 +283,8 @@ pub(crate) fn task_vars(task: &Task) -> Vars {
     v.set("about_text", html_to_text(&about_html));
     v.set("about", about_html.clone());
     v.set("about_html", about_html);
-    v.set("image_url", task.image_url.clone());
-    v.set("link_rss", task.link_rss.clone());
+    v.set("image_url", task.image_url.clone().unwrap_or_default());
+    v.set("link_rss", task.link_rss.clone().unwrap_or_default());
     v
 }
 

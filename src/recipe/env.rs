@@ -56,7 +56,7 @@ impl RecipeEnv {
     ///
     /// # Errors
     /// [`TotpError::Ledger`] for an unusable Redis URL.
-    pub fn with_totp_ledger(mut self, redis: &StreamSettings) -> Result<Self, TotpError> {
+    pub(crate) fn with_totp_ledger(mut self, redis: &StreamSettings) -> Result<Self, TotpError> {
         let ledger = TotpLedger::new(&redis.redis_url, &redis.key_prefix)?;
         self.totp = self.totp.with_ledger(ledger);
         Ok(self)

@@ -76,7 +76,18 @@ pub fn import_recording(
                     .get("assertedEvents")
                     .and_then(Value::as_array)
                     .is_some_and(|e| e.iter().any(|e| e["type"] == "navigation"));
-                draft.click(n, &selectors(step), navigates, kind == "doubleClick");
+                let all = selectors(step);
+                // The Recorder records the click that focuses a field before typing into it: `fill`
+                // focuses by itself.
+                let focuses_next = !navigates
+                    && kind == "click"
+                    && steps.get(i + 1).is_some_and(|next| {
+                        next["type"] == "change"
+                            && best_selector(&selectors(next)).0 == best_selector(&all).0
+                    });
+                if !focuses_next {
+                    draft.click(n, &all, navigates, kind == "doubleClick");
+                }
             }
             "change" => draft.change(n, &selectors(step), field("value")?),
             "waitForElement" => draft.wait_for(n, &selectors(step)),
@@ -269,6 +280,14 @@ impl Draft<'_> {
         };
         let lower = sel.to_lowercase();
         let has = |words: &[&str]| words.iter().any(|w| lower.contains(w));
+        if value.starts_with("C:\\fakepath\\") {
+            // What a file input reports for a chosen file (the Recorder's `change` of an upload).
+            self.comment(&format!(
+                "recorded step {n} chose a file: upload_image puts the task's image (image_url) there"
+            ));
+            self.step(&[format!("upload_image = {}", toml_str(&sel))]);
+            return;
+        }
         let looks_code =
             value.len() <= 8 && !value.is_empty() && value.chars().all(|c| c.is_ascii_digit());
         if looks_code && has(TOTP_WORDS) {
@@ -395,6 +414,8 @@ mod tests {
       {"type": "navigate", "url": "http://site.test/verify"},
       {"type": "change", "value": "123456", "selectors": [["#code"]]},
       {"type": "change", "value": "654321", "selectors": [["#totp"]]},
+      {"type": "click", "selectors": [["#cover"]]},
+      {"type": "change", "value": "C:\\fakepath\\cover.png", "selectors": [["aria/Cover"], ["#cover"]]},
       {"type": "waitForElement", "selectors": [["aria/Feed"]]}
     ]}"##;
 
@@ -429,6 +450,11 @@ mod tests {
         );
         assert!(draft.contains("# wait_mail = \"code\""), "{draft}");
         assert!(draft.contains("totp = \"#totp\""), "{draft}");
+        assert!(draft.contains("upload_image = \"#cover\""), "{draft}");
+        assert!(
+            !draft.contains("click = \"#cover\""),
+            "the focusing click before typing is no step: {draft}"
+        );
         assert!(
             draft.contains("no CSS selector was recorded (aria/Feed)"),
             "{draft}"

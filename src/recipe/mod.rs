@@ -36,7 +36,7 @@ use crate::driver::Drivers;
 use crate::task::Site;
 
 /// Selectors that mean "a CAPTCHA is shown" when a recipe sets no `captcha_selectors` of its own.
-pub const DEFAULT_CAPTCHA: &[&str] = &[
+pub(crate) const DEFAULT_CAPTCHA: &[&str] = &[
     "iframe[src*='recaptcha']",
     "iframe[src*='hcaptcha']",
     "iframe[src*='challenges.cloudflare.com']",
@@ -242,7 +242,7 @@ impl Action {
     }
 
     /// The variable this step sets, if any.
-    pub fn defines(&self) -> Option<&str> {
+    pub(crate) fn defines(&self) -> Option<&str> {
         match self {
             Action::WaitMail(m) => Some(&m.into),
             Action::Extract(e) => Some(&e.into),
@@ -252,7 +252,7 @@ impl Action {
     }
 
     /// The templates the step renders (each must name only variables known when the step runs).
-    pub fn templates(&self) -> Vec<&Template> {
+    pub(crate) fn templates(&self) -> Vec<&Template> {
         match self {
             Action::Goto(t) | Action::WaitText(t) => vec![t],
             Action::Fill { value, .. } | Action::Select { value, .. } => vec![value],

@@ -339,7 +339,7 @@ impl Run<'_> {
     }
 
     /// The site error or CAPTCHA the page shows now, if any (used to explain a failed step).
-    pub async fn page_problem(&self) -> Option<Failure> {
+    pub(crate) async fn page_problem(&self) -> Option<Failure> {
         let probe = tokio::time::timeout(Duration::from_secs(3), self.wait(Until::Now));
         match probe.await {
             Ok(Err(f)) if matches!(f.kind, FailureKind::Site | FailureKind::Captcha) => {

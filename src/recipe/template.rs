@@ -67,11 +67,6 @@ impl Template {
         })
     }
 
-    /// True when it uses a variable that `vars` marks secret.
-    pub fn uses_secret(&self, vars: &Vars) -> bool {
-        self.vars().any(|v| vars.is_secret(v))
-    }
-
     /// Fills in the variables through their filters (an unknown variable renders empty: validation refuses
     /// those beforehand; `default:TEXT` then gives the text).
     pub fn render(&self, vars: &Vars) -> String {
@@ -113,7 +108,7 @@ impl Vars {
     }
 
     /// Sets a secret value.
-    pub fn set_secret(&mut self, name: &str, value: SecretString) {
+    pub(crate) fn set_secret(&mut self, name: &str, value: SecretString) {
         self.plain.remove(name);
         self.secret.insert(name.to_owned(), value);
     }
@@ -129,11 +124,6 @@ impl Vars {
     /// Every secret value held (for scrubbing failure artifacts).
     pub fn secrets(&self) -> impl Iterator<Item = &str> {
         self.secret.values().map(|s| s.expose_secret())
-    }
-
-    /// True when `name` holds a secret.
-    pub fn is_secret(&self, name: &str) -> bool {
-        self.secret.contains_key(name)
     }
 }
 
@@ -249,7 +239,6 @@ mod tests {
         v.set("name", "Ann");
         v.set_secret("password", "s3cret".to_owned().into());
         assert_eq!(t.render(&v), "Hi Ann, pw=s3cret!");
-        assert!(t.uses_secret(&v));
         assert!(!format!("{v:?}").contains("s3cret"));
         assert!(Template::parse("{{oops").is_err());
         assert!(Template::parse("{{a b}}").is_err());

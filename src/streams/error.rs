@@ -59,7 +59,7 @@ impl StreamError {
     }
 
     /// Whether Redis lost the groups (see [`StreamError::GroupMissing`]).
-    pub fn is_group_missing(&self) -> bool {
+    pub(crate) fn is_group_missing(&self) -> bool {
         matches!(self, Self::GroupMissing { .. })
     }
 }

@@ -2,7 +2,7 @@
 //! task's run lease (`<prefix>:run:<id>` = its consumer name, TTL claim-idle, `lua/fence.lua`); the lease
 //! is renewed with the entries and the heartbeat (`lua/renew.lua`), and `lua/reclaim.lua` never takes an
 //! entry whose task's lease another consumer holds. A run whose lease another consumer took (it was
-//! frozen longer than claim-idle) is told through [`Fence::stolen`] and stops before its next step; a
+//! frozen longer than claim-idle) is told through `Fence::stolen` and stops before its next step; a
 //! result it already has is still kept in the outbox and reported.
 
 use std::collections::HashSet;
@@ -21,7 +21,7 @@ pub struct Fence {
 
 impl Fence {
     /// Cancelled when another consumer holds the run lease: this run must stop before its next step.
-    pub fn stolen(&self) -> &CancellationToken {
+    pub(crate) fn stolen(&self) -> &CancellationToken {
         &self.stolen
     }
 
@@ -66,7 +66,7 @@ impl Consumer {
 
     /// One renewal (`renew.lua`): our heartbeat, the idle time of every entry we hold and still own, and
     /// the run leases of the tasks we run (re-taken if they vanished). Returns the entries whose run lease
-    /// another consumer holds; their runs are told ([`Fence::stolen`]) and they are no longer renewed. An
+    /// another consumer holds; their runs are told (`Fence::stolen`) and they are no longer renewed. An
     /// entry acked while this ran is not reported.
     ///
     /// # Errors

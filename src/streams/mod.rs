@@ -107,6 +107,14 @@ impl StreamKeys {
         format!("{}:tasks:{}", self.prefix, site.as_str())
     }
 
+    /// Every task stream, named by its site kind (`main`, `sub`): what the depth sampler watches.
+    pub fn task_streams(&self) -> Vec<(String, String)> {
+        Site::ALL
+            .iter()
+            .map(|s| (s.as_str().to_owned(), self.tasks(*s)))
+            .collect()
+    }
+
     /// The dead-letter stream.
     pub fn dead(&self) -> String {
         format!("{}:tasks:dead", self.prefix)
@@ -134,7 +142,7 @@ impl StreamKeys {
     }
 
     /// Who is reporting `id`'s outbox record right now.
-    pub fn outbox_lock(&self, id: &TaskId) -> String {
+    pub(crate) fn outbox_lock(&self, id: &TaskId) -> String {
         self.per_task(TaskKey::OutboxLock, Some(id))
     }
 
@@ -149,7 +157,7 @@ impl StreamKeys {
     }
 
     /// Set when a driver starts running `id` (7 days): a later run of it is a retry.
-    pub fn tried(&self, id: &TaskId) -> String {
+    pub(crate) fn tried(&self, id: &TaskId) -> String {
         self.per_task(TaskKey::Tried, Some(id))
     }
 
@@ -210,7 +218,7 @@ pub async fn ensure_groups<C: ConnectionLike>(
 /// Says at ERROR that Redis lost the task ledger (`e` is a [`StreamError::GroupMissing`]): when, with the
 /// Redis error code and what was last known to be in flight (`pending_at_last_sample`, per stream). The
 /// caller counts it and recreates the groups ([`ensure_groups`]).
-pub fn log_lost_ledger(e: &StreamError, pending_at_last_sample: &[(&str, i64)]) {
+pub(crate) fn log_lost_ledger(e: &StreamError, pending_at_last_sample: &[(&str, i64)]) {
     tracing::error!(
         error = %e,
         code = e.code().unwrap_or(""),
@@ -218,6 +226,31 @@ pub fn log_lost_ledger(e: &StreamError, pending_at_last_sample: &[(&str, i64)]) 
         "Redis lost the task ledger (stream or consumer group missing): entries queued or pending then are \
          lost and their tasks stay handed out at the manager; recreating the groups"
     );
+}
+
+/// The rest of every key matching `pattern`, a key prefix ending in `*` (e.g. [`StreamKeys::outbox_pattern`]):
+/// one SCAN walk with the prefix's glob characters escaped; sorted, each once (SCAN may return a key twice).
+///
+/// # Errors
+/// The Redis error of a failed SCAN call.
+pub(crate) async fn keys_under<C>(conn: &mut C, pattern: &str) -> redis::RedisResult<Vec<String>>
+where
+    C: ConnectionLike + Send + Sync,
+{
+    use redis::AsyncCommands;
+    let cut = pattern.len().saturating_sub(1);
+    let mut iter: redis::AsyncIter<String> = conn
+        .scan_match(crate::task::escape_glob_prefix(pattern))
+        .await?;
+    let mut rests = Vec::new();
+    while let Some(key) = futures::StreamExt::next(&mut iter).await {
+        if let Some(rest) = key?.get(cut..) {
+            rests.push(rest.to_owned());
+        }
+    }
+    rests.sort();
+    rests.dedup();
+    Ok(rests)
 }
 
 /// Deletes the lock `key` only if `owner` holds it (compare-and-delete, `unlock.lua`): a holder whose lock

@@ -192,7 +192,7 @@ impl Producer {
     ///
     /// # Errors
     /// [`StreamError`] when Redis cannot be reached.
-    pub async fn recreate_groups(&self) -> Result<(), StreamError> {
+    pub(crate) async fn recreate_groups(&self) -> Result<(), StreamError> {
         ensure_groups(&mut self.conn.clone(), &self.keys).await
     }
 }

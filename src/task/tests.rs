@@ -65,7 +65,7 @@ fn task_debug_redacts_credentials() {
     for secret in ["Hunter2!pass", "mailpw-77", "JBSWY3DPEHPK3PXP", "abcd efgh"] {
         assert!(!shown.contains(secret), "{secret} leaked in {shown}");
     }
-    assert_eq!(task.link_rss, "");
+    assert_eq!(task.link_rss, None);
     let reg = Registration {
         cookie: Some("sid=s3cr3t".to_owned().into()),
         ..Default::default()

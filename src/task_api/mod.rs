@@ -1,6 +1,6 @@
 //! The manager API client (API.md): `list`, `get`, `start`, `complete`, `fail`, with per-request timeouts,
 //! transient failures retried inside the client ([`RetryPolicy`]) and every answer classified into
-//! [`ApiError`]. Knows nothing of Redis or metrics: callers count requests through an [`Observer`].
+//! [`ApiError`]. Knows nothing of Redis or metrics: callers count requests through an `Observer`.
 //! The API key and a registration's secrets are exposed here only, in the header and the `complete` body.
 
 mod error;
@@ -30,12 +30,12 @@ use error::Answer;
 use lenient::BrokenItem;
 
 /// Most characters of `error_message` the manager accepts (API.md §5).
-pub const ERROR_MESSAGE_MAX_CHARS: usize = 1000;
+pub(crate) const ERROR_MESSAGE_MAX_CHARS: usize = 1000;
 
 /// Most tasks one `GET /links` may ask for (API.md §1).
-pub const LIST_LIMIT_MAX: u32 = 1000;
+pub(crate) const LIST_LIMIT_MAX: u32 = 1000;
 
-/// One HTTP request as the [`Observer`] sees it: bounded labels and a latency, never a URL or a body.
+/// One HTTP request as the `Observer` sees it: bounded labels and a latency, never a URL or a body.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ApiRequest {
     /// Which endpoint.
@@ -54,7 +54,7 @@ pub struct ApiRequest {
 }
 
 /// Called once per HTTP request (retries included), e.g. to count requests by endpoint and status class.
-pub type Observer = Arc<dyn Fn(&ApiRequest) + Send + Sync>;
+pub(crate) type Observer = Arc<dyn Fn(&ApiRequest) + Send + Sync>;
 
 /// One page of `GET /links`, read leniently: damaged text is replaced (U+FFFD), and an item that cannot be
 /// decoded costs that item only.
@@ -153,7 +153,7 @@ impl TaskApiClient {
     }
 
     /// Cuts retry waits short when `cancel` fires: the call then returns its last error at once.
-    pub fn with_cancel(mut self, cancel: CancellationToken) -> Self {
+    pub(crate) fn with_cancel(mut self, cancel: CancellationToken) -> Self {
         self.cancel = cancel;
         self
     }

@@ -20,19 +20,24 @@ pub struct RetryPolicy {
 
 impl RetryPolicy {
     /// The predicate: only transient failures (5xx, timeouts, dropped connections, bad bodies, 429) are retried.
-    pub fn should_retry(err: &ApiError) -> bool {
+    pub(crate) fn should_retry(err: &ApiError) -> bool {
         err.is_transient()
     }
 
     /// Upper bound of the delay before retry number `retry` (0-based): `min(cap, base × 2^retry)`.
-    pub fn ceiling(&self, retry: u32) -> Duration {
+    pub(crate) fn ceiling(&self, retry: u32) -> Duration {
         let factor = 1u32.checked_shl(retry.min(31)).unwrap_or(u32::MAX);
         self.base.saturating_mul(factor).min(self.cap)
     }
 
     /// The delay before retry number `retry` after `err`, or `None` to give up and return `err` now:
     /// not transient, retries used up, or a `Retry-After` longer than the cap.
-    pub fn next_delay(&self, err: &ApiError, retry: u32, rng: &mut impl Rng) -> Option<Duration> {
+    pub(crate) fn next_delay(
+        &self,
+        err: &ApiError,
+        retry: u32,
+        rng: &mut impl Rng,
+    ) -> Option<Duration> {
         if !Self::should_retry(err) || retry >= self.retries {
             return None;
         }

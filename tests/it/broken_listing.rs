@@ -72,7 +72,7 @@ async fn listing_with_a_lone_surrogate_and_a_raw_ff_byte_loses_no_task() {
     let tasks = sim.add_scenario(&ScenarioSpec {
         requests: 6,
         subs_per_request: 0,
-        main_domain: DOMAIN.into(),
+        main_domains: vec![DOMAIN.into()],
         ..ScenarioSpec::default()
     });
     let ids: Vec<String> = tasks.iter().map(|t| t.id.clone()).collect();

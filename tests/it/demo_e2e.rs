@@ -4,32 +4,16 @@
 //! "already registered" as one permanent failure; a slow step timed out and retried by the executor itself; a
 //! retry after sign-up resuming by logging in.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use podcast_worker::metrics::Metrics;
 use pw_simulator::{DEFAULT_MAIN_DOMAIN, DemoFaults, ScenarioTask};
 use serde_json::{Value, json};
 
 use crate::helpers::demo_stack::{DemoStack, StackOptions};
-use crate::helpers::eventually;
 
 /// How long the tasks of one test may take before the assertions run (and show the evidence).
 const SETTLE: Duration = Duration::from_secs(100);
-
-/// Waits until every task is completed or final_failed, or `SETTLE` passed; the caller's assertions then tell
-/// what went wrong, with the simulator's evidence.
-async fn settle(stack: &DemoStack, ids: &[String]) {
-    let started = Instant::now();
-    let done = || {
-        ids.iter()
-            .all(|id| matches!(stack.view(id).state, "completed" | "final_failed"))
-    };
-    let what = "every task finished (or the settle deadline)";
-    eventually(SETTLE + Duration::from_secs(5), what, || async {
-        (done() || started.elapsed() > SETTLE).then_some(())
-    })
-    .await;
-}
 
 /// Applied `complete` reports of a task.
 fn completes(stack: &DemoStack, id: &str) -> usize {
@@ -60,7 +44,7 @@ async fn demo_e2e_main_then_subs_complete_with_the_feed_and_working_credentials(
     let tasks = stack.add_request(3);
     let ids: Vec<String> = tasks.iter().map(|t| t.id.clone()).collect();
     stack.start_pipeline().await;
-    settle(&stack, &ids).await;
+    stack.settle(&ids, SETTLE).await;
     let evidence = || stack.evidence(&ids);
     for id in &ids {
         assert_eq!(
@@ -162,7 +146,7 @@ async fn demo_e2e_already_registered_fails_permanently_with_the_sites_message() 
         ..DemoFaults::default()
     });
     stack.start_pipeline().await;
-    settle(&stack, &ids).await;
+    stack.settle(&ids, SETTLE).await;
     let evidence = || stack.evidence(&ids);
 
     let view = stack.view(&ids[0]);
@@ -283,7 +267,7 @@ async fn one_main_task_under(
     let ids = vec![task.id.clone()];
     stack.sim.set_demo_faults(faults);
     stack.start_pipeline().await;
-    settle(&stack, &ids).await;
+    stack.settle(&ids, SETTLE).await;
     let left = stack.demo_faults().await;
     assert!(
         left.slow_times == 0 && left.fail_times == 0,

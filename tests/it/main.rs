@@ -12,6 +12,8 @@ mod compose_stack;
 mod control;
 mod demo_e2e;
 mod demo_mail;
+mod demo_recording;
+mod demo_studio;
 mod executor;
 mod executor_binary;
 mod executor_limits;

@@ -50,7 +50,8 @@ vars! {
         "Requests generated at start-up (each a main task plus sub-site tasks)";
     SUBS_PER_REQUEST = "PW_SIM_SUBS_PER_REQUEST", Some("3"), false, "Sub-site tasks per generated request";
     SEED = "PW_SIM_SEED", Some("1"), false, "Seed of generated data and fault dice (same seed, same tasks)";
-    MAIN_DOMAIN = "PW_SIM_MAIN_DOMAIN", Some("main.demo.test"), false, "Domain of generated main-site tasks";
+    MAIN_DOMAINS = "PW_SIM_MAIN_DOMAINS", Some("main.demo.test"), false,
+        "Domains of generated main-site tasks, one per request in turn (comma-separated; studio.demo.test is the studio flavour)";
     SUB_DOMAINS = "PW_SIM_SUB_DOMAINS", Some("sub-a.demo.test,sub-b.demo.test,sub-c.demo.test"), false,
         "Domains of generated sub-site tasks, used in turn (comma-separated)";
     MAX_RETRIES = "PW_SIM_MAX_RETRIES", Some("2"), false,
@@ -202,8 +203,8 @@ pub struct SimulatorConfig {
     pub subs_per_request: u32,
     /// Seed.
     pub seed: u64,
-    /// Main-site domain.
-    pub main_domain: String,
+    /// Main-site domains (at least one), one per request in turn.
+    pub main_domains: Vec<String>,
     /// Sub-site domains (at least one).
     pub sub_domains: Vec<String>,
     /// Retry manager limit.
@@ -239,6 +240,10 @@ impl SimulatorConfig {
         {
             return Err(invalid(&PUBLIC_URL, url, "an http(s) URL"));
         }
+        let main_domains = src.list(&MAIN_DOMAINS);
+        if main_domains.is_empty() {
+            return Err(invalid(&MAIN_DOMAINS, "", "at least one domain"));
+        }
         let sub_domains = src.list(&SUB_DOMAINS);
         if sub_domains.is_empty() {
             return Err(invalid(&SUB_DOMAINS, "", "at least one domain"));
@@ -251,7 +256,7 @@ impl SimulatorConfig {
             requests: src.int_in(&REQUESTS, 0, 100_000)? as u32,
             subs_per_request: src.int_in(&SUBS_PER_REQUEST, 0, 100)? as u32,
             seed: src.parse(&SEED)?,
-            main_domain: src.required(&MAIN_DOMAIN)?.trim().to_owned(),
+            main_domains,
             sub_domains,
             max_retries: src.int_in(&MAX_RETRIES, 0, 100)? as u32,
             retry_delay: Duration::from_millis(src.int_in(&RETRY_DELAY_MS, 0, 86_400_000)?),

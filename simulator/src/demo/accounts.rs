@@ -13,7 +13,7 @@ use rand::Rng;
 use super::super::Shared;
 use super::html::{esc, input, page, page_with};
 pub use super::site_data::{Import, Show, SiteData, User};
-use super::{SiteCtx, main_site, sub_site, two_factor};
+use super::{SiteCtx, main_site, studio, sub_site, two_factor};
 
 /// Name of the session cookie.
 pub const SESSION_COOKIE: &str = "demo_session";
@@ -66,6 +66,9 @@ pub fn redirect_with_cookie(to: &str, cookie: String) -> Response {
 
 /// `GET /`.
 pub async fn home(ctx: SiteCtx) -> Response {
+    if ctx.studio {
+        return studio::home(&ctx);
+    }
     let what = if ctx.is_main {
         "Create your podcast, get an RSS feed, reach every listener."
     } else {
@@ -90,8 +93,11 @@ fn signup_body(ctx: &SiteCtx, form: &HashMap<String, String>) -> String {
     )
 }
 
-/// `GET /signup`.
+/// `GET /signup` (the studio's front door on a studio site).
 pub async fn signup_form(ctx: SiteCtx) -> Response {
+    if ctx.studio {
+        return studio::home(&ctx);
+    }
     page(&ctx, "Sign up", None, &signup_body(&ctx, &HashMap::new())).into_response()
 }
 
@@ -139,6 +145,9 @@ pub async fn signup(
     ctx: SiteCtx,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
+    if ctx.studio {
+        return StatusCode::NOT_FOUND.into_response();
+    }
     if let Some(fault) = sim.demo.step("signup").await {
         return fault;
     }
@@ -187,8 +196,11 @@ fn login_body(ctx: &SiteCtx, login: &str) -> String {
     )
 }
 
-/// `GET /login`.
+/// `GET /login` (the studio's front door on a studio site).
 pub async fn login_form(ctx: SiteCtx) -> Response {
+    if ctx.studio {
+        return studio::home(&ctx);
+    }
     page(&ctx, "Log in", None, &login_body(&ctx, "")).into_response()
 }
 
@@ -198,6 +210,9 @@ pub async fn login(
     ctx: SiteCtx,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
+    if ctx.studio {
+        return StatusCode::NOT_FOUND.into_response();
+    }
     if let Some(fault) = sim.demo.step("login").await {
         return fault;
     }
@@ -245,6 +260,9 @@ pub async fn logout(ctx: SiteCtx) -> Response {
 
 /// `GET /dashboard`: the account, its shows, and the next action (create or import a show).
 pub async fn dashboard(State(sim): State<Shared>, ctx: SiteCtx, headers: HeaderMap) -> Response {
+    if ctx.studio {
+        return studio::to_landing(&sim, &ctx, &headers);
+    }
     let Some(email) = session_email(&sim, &ctx, &headers) else {
         return Redirect::to(&ctx.path("/login")).into_response();
     };

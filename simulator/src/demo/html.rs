@@ -22,17 +22,27 @@ pub fn esc(text: &str) -> String {
     out
 }
 
-/// A full page: `<h1 id="page-title">`, an optional `<div class="error" id="error">`, then `body` (trusted HTML).
-pub fn page(ctx: &SiteCtx, title: &str, error: Option<&str>, body: &str) -> Html<String> {
-    let error = error
+/// The page's error box, `<div class="error" id="error">`, or nothing.
+pub fn error_box(error: Option<&str>) -> String {
+    error
         .map(|e| {
             format!(
                 r#"<div class="error" id="error" role="alert">{}</div>"#,
                 esc(e)
             )
         })
-        .unwrap_or_default();
+        .unwrap_or_default()
+}
+
+/// A full page: `<h1 id="page-title">`, an optional `<div class="error" id="error">`, then `body` (trusted HTML).
+pub fn page(ctx: &SiteCtx, title: &str, error: Option<&str>, body: &str) -> Html<String> {
+    let error = error_box(error);
     let base = &ctx.base;
+    let consent = if ctx.studio && !ctx.consented {
+        super::studio::consent_overlay(ctx)
+    } else {
+        String::new()
+    };
     Html(format!(
         r#"<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{title} · {site}</title>
@@ -43,10 +53,14 @@ label{{display:block;margin-top:.6em}}input,textarea{{width:100%}}</style></head
 <main><h1 id="page-title">{title}</h1>
 {error}
 {body}
-</main></body></html>"#,
+</main>{consent}</body></html>"#,
         title = esc(title),
         site = esc(&ctx.domain),
-        kind = if ctx.is_main { "main" } else { "sub" },
+        kind = match (ctx.studio, ctx.is_main) {
+            (true, _) => "studio",
+            (false, true) => "main",
+            (false, false) => "sub",
+        },
     ))
 }
 

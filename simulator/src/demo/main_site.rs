@@ -13,7 +13,7 @@ use super::super::Shared;
 use super::super::mail::Outgoing;
 use super::accounts::{self, Show, session_email};
 use super::html::{esc, input, page, page_with};
-use super::{SiteCtx, feed};
+use super::{SiteCtx, feed, studio};
 
 /// Largest cover accepted, in bytes.
 pub const MAX_COVER_BYTES: usize = 5 * 1024 * 1024;
@@ -106,10 +106,13 @@ fn show_form_body(ctx: &SiteCtx) -> String {
     )
 }
 
-/// `GET /shows/new`.
+/// `GET /shows/new` (on a studio site only for an account that is at that stage).
 pub async fn show_form(State(sim): State<Shared>, ctx: SiteCtx, headers: HeaderMap) -> Response {
-    if session_email(&sim, &ctx, &headers).is_none() {
+    let Some(email) = session_email(&sim, &ctx, &headers) else {
         return Redirect::to(&ctx.path("/login")).into_response();
+    };
+    if ctx.studio && studio::landing_of(&sim, &ctx, &email) != "/shows/new" {
+        return studio::to_landing(&sim, &ctx, &headers);
     }
     page(&ctx, "Create a show", None, &show_form_body(&ctx)).into_response()
 }
@@ -207,6 +210,9 @@ pub async fn create_show(
         imported_from: None,
     };
     sim.demo.with_site(&ctx.domain, |s| s.shows.push(show));
+    if ctx.studio {
+        return Redirect::to(&ctx.path("/settings")).into_response();
+    }
     Redirect::to(&ctx.path(&format!("/shows/{id}"))).into_response()
 }
 

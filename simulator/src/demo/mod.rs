@@ -1,15 +1,20 @@
 //! Demo podcast platforms served by the simulator: a main site (sign-up, mailed code, password + TOTP login,
-//! show with cover, RSS feed) and sub-sites (sign-up with a mailed link, RSS import with a mailed ownership code).
-//! Each platform is a domain; it is reached either by that host name (`Host: main.demo.test`, e.g. Chromium with
-//! `--host-resolver-rules`) or by path under `/demo/<domain>/`. A domain is a main site when it is the main domain
-//! of some scenario (default `main.demo.test`), else a sub-site.
+//! show with cover, RSS feed), a main site in the *studio* flavour that behaves like real ones (consent overlay,
+//! "Continue with DemoMail" through the identity provider [`IDP_DOMAIN`], a script-rendered onboarding form with a
+//! strict username rule and taken usernames, a landing page that depends on the account's state), and sub-sites
+//! (sign-up with a mailed link, RSS import with a mailed ownership code). Each platform is a domain; it is reached
+//! either by that host name (`Host: main.demo.test`, e.g. Chromium with `--host-resolver-rules`) or by path under
+//! `/demo/<domain>/`. A domain is a main site when it is the main domain of some scenario (default
+//! `main.demo.test`), else a sub-site; a main site whose first label is `studio` has the studio flavour.
 
 mod accounts;
 mod admin;
 mod feed;
 mod html;
+mod idp;
 mod main_site;
 mod site_data;
+mod studio;
 mod sub_site;
 mod two_factor;
 
@@ -28,6 +33,7 @@ use serde::{Deserialize, Serialize};
 
 pub use accounts::SiteData;
 pub use admin::routes as admin_routes;
+pub use idp::IDP_DOMAIN;
 
 use super::Shared;
 use super::mail::Mailer;
@@ -37,7 +43,7 @@ use super::mail::Mailer;
 #[serde(default, deny_unknown_fields)]
 pub struct DemoFaults {
     /// Step made slow: `signup`, `verify`, `login`, `totp`, `create_show`, `enable_rss`, `confirm`, `import`,
-    /// `ownership`.
+    /// `ownership`; on the studio flavour also `idp_password`, `idp_totp`, `callback`, `onboarding`.
     pub slow_step: Option<String>,
     /// Delay of the slow step, in milliseconds.
     pub slow_ms: u64,
@@ -57,6 +63,7 @@ pub struct Demo {
     sites: Mutex<HashMap<String, SiteData>>,
     main_domains: Mutex<HashSet<String>>,
     faults: Mutex<DemoFaults>,
+    idp: Mutex<idp::IdpData>,
     /// Mail delivery.
     pub mailer: Mailer,
     /// Where this simulator listens (the sub-sites fetch feeds of demo hosts here).
@@ -68,12 +75,13 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Demo {
-    /// Empty platforms; `main_domain` is a main site from the start.
-    pub fn new(mailer: Mailer, own_addr: SocketAddr, main_domain: &str) -> Self {
+    /// Empty platforms; `main_domains` are main sites from the start.
+    pub fn new(mailer: Mailer, own_addr: SocketAddr, main_domains: &[String]) -> Self {
         Self {
             sites: Mutex::new(HashMap::new()),
-            main_domains: Mutex::new(HashSet::from([main_domain.to_lowercase()])),
+            main_domains: Mutex::new(main_domains.iter().map(|d| d.to_lowercase()).collect()),
             faults: Mutex::new(DemoFaults::default()),
+            idp: Mutex::new(idp::IdpData::default()),
             mailer,
             own_addr,
         }
@@ -86,6 +94,23 @@ impl Demo {
 
     fn is_main(&self, domain: &str) -> bool {
         lock(&self.main_domains).contains(domain)
+    }
+
+    /// Whether `domain` is a main site in the studio flavour.
+    pub fn is_studio(&self, domain: &str) -> bool {
+        domain.starts_with("studio.") && self.is_main(domain)
+    }
+
+    /// Reserves a username on a site, as if someone had registered it long ago (a studio site refuses it).
+    pub fn reserve_username(&self, domain: &str, username: &str) {
+        self.with_site(&domain.to_lowercase(), |s| {
+            s.reserved.insert(username.to_lowercase())
+        });
+    }
+
+    /// Runs `f` on the identity provider's data.
+    fn with_idp<T>(&self, f: impl FnOnce(&mut idp::IdpData) -> T) -> T {
+        f(&mut lock(&self.idp))
     }
 
     /// Runs `f` on a site's data (created on first use).
@@ -171,6 +196,10 @@ pub struct SiteCtx {
     pub origin: String,
     /// A main site (else a sub-site).
     pub is_main: bool,
+    /// A main site in the studio flavour.
+    pub studio: bool,
+    /// The request carries the studio's consent cookie (no overlay).
+    pub consented: bool,
 }
 
 impl SiteCtx {
@@ -212,8 +241,11 @@ impl FromRequestParts<Shared> for SiteCtx {
             .get(header::HOST)
             .and_then(|h| h.to_str().ok())
             .unwrap_or("localhost");
+        let consented = accounts::cookie(&parts.headers, studio::CONSENT_COOKIE).is_some();
         Ok(Self {
             is_main: sim.demo.is_main(&domain),
+            studio: sim.demo.is_studio(&domain),
+            consented,
             base: if host_based {
                 String::new()
             } else {
@@ -265,4 +297,18 @@ pub fn routes() -> Router<Shared> {
             "/demo/{domain}/import/{id}/verify",
             get(sub_site::ownership_form).post(sub_site::ownership),
         )
+        .route("/demo/{domain}/auth/callback", get(studio::callback))
+        .route(
+            "/demo/{domain}/onboarding",
+            get(studio::onboarding_form).post(studio::onboarding),
+        )
+        .route("/demo/{domain}/settings", get(studio::settings))
+        .route(
+            "/demo/{domain}/settings/distribution",
+            post(studio::enable_distribution),
+        )
+        .route("/demo/{domain}/o/authorize", get(idp::authorize))
+        .route("/demo/{domain}/o/identifier", post(idp::identifier))
+        .route("/demo/{domain}/o/password", post(idp::password))
+        .route("/demo/{domain}/o/totp", post(idp::totp))
 }

@@ -1,7 +1,7 @@
 //! One demo platform's data: accounts, sessions, pending logins, shows and imports. Plain data with lookups;
 //! the pages that change it are in [`super::accounts`], [`super::main_site`] and [`super::sub_site`].
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use super::accounts::token;
 
@@ -73,6 +73,8 @@ pub struct SiteData {
     pub shows: Vec<Show>,
     /// Imports by id.
     pub imports: HashMap<String, Import>,
+    /// Usernames taken by accounts outside the demo (lowercase; a studio site refuses them).
+    pub reserved: HashSet<String>,
 }
 
 impl SiteData {
@@ -95,6 +97,15 @@ impl SiteData {
     /// Whether `login`/`password` open an account (verified or not): the check behind the admin login check.
     pub fn password_ok(&self, login: &str, password: &str) -> Option<&User> {
         self.user(login).filter(|u| u.password == password)
+    }
+
+    /// Whether an account or a reservation holds this username (case-insensitive).
+    pub fn username_taken(&self, username: &str) -> bool {
+        self.reserved.contains(&username.to_lowercase())
+            || self
+                .users
+                .iter()
+                .any(|u| u.username.eq_ignore_ascii_case(username))
     }
 
     /// Starts a session for `email`; returns the token.

@@ -122,7 +122,8 @@ pub async fn totp(
     }
 }
 
-fn now_secs() -> u64 {
+/// Unix time in seconds.
+pub fn now_secs() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())

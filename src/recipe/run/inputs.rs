@@ -16,10 +16,9 @@ use crate::recipe::{ExtractStep, MailStep, Template};
 impl Run<'_> {
     pub(super) async fn upload(&mut self, sel: &str) -> Result<(), Failure> {
         if self.image.is_none() {
-            let url = self.task.image_url.trim();
-            if url.is_empty() {
+            let Some(url) = self.task.image_url.as_deref() else {
                 return Err(permanent(FailureKind::Input, "the task has no image_url"));
-            }
+            };
             let image = crate::image::fetch_image(&self.env.image, url)
                 .await
                 .map_err(|e| match e.is_permanent() {

@@ -34,7 +34,7 @@ const CONNECTION_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How long one look-up of the master (asking the sentinels, connecting, checking its role, with backoff
 /// between tries) may take before the command waiting for it fails.
-pub const RESOLVE_BUDGET: Duration = Duration::from_secs(5);
+pub(crate) const RESOLVE_BUDGET: Duration = Duration::from_secs(5);
 
 /// First and longest pause between two look-ups of the master.
 const BACKOFF: (Duration, Duration) = (Duration::from_millis(100), Duration::from_secs(1));

@@ -177,7 +177,7 @@ impl Consumer {
     ///
     /// # Errors
     /// [`StreamError`] when Redis cannot be reached.
-    pub async fn recreate_groups(&self) -> Result<(), StreamError> {
+    pub(crate) async fn recreate_groups(&self) -> Result<(), StreamError> {
         super::ensure_groups(&mut self.conn.clone(), &self.keys).await
     }
 
@@ -292,7 +292,7 @@ impl Consumer {
 
     /// Stops renewing an entry without acking it (on shutdown, or a transient failure: it is delivered
     /// again after claim-idle). Its run lease, if taken, expires with it.
-    pub fn abandon(&self, claimed: &Claimed) {
+    pub(crate) fn abandon(&self, claimed: &Claimed) {
         self.release(claimed);
     }
 
@@ -359,7 +359,7 @@ impl Consumer {
     ///
     /// # Errors
     /// [`StreamError`].
-    pub async fn retire(&self) -> Result<bool, StreamError> {
+    pub(crate) async fn retire(&self) -> Result<bool, StreamError> {
         retire(
             &mut self.conn.clone(),
             &self.keys,

@@ -176,7 +176,7 @@ impl Consumer {
     }
 
     /// How often a consumer looks for abandoned entries: half claim-idle, between 50 ms and 5 s.
-    pub fn reclaim_period(&self) -> Duration {
+    pub(crate) fn reclaim_period(&self) -> Duration {
         (self.settings.claim_idle / 2).clamp(Duration::from_millis(50), Duration::from_secs(5))
     }
 

@@ -10,8 +10,8 @@ use podcast_worker::executor::Executor;
 use podcast_worker::fetcher::Fetcher;
 use podcast_worker::metrics::Metrics;
 use pw_simulator::{
-    self as simulator, DemoFaults, MailOptions, ScenarioSpec, ScenarioTask, SimulatorHandle,
-    SimulatorOptions, TaskView,
+    self as simulator, DEFAULT_MAIN_DOMAIN, DemoFaults, MailOptions, ScenarioSpec, ScenarioTask,
+    SimulatorHandle, SimulatorOptions, TaskView,
 };
 use serde_json::{Value, json};
 use tokio::task::JoinSet;
@@ -197,12 +197,33 @@ impl DemoStack {
     /// Adds one request: its main-site task on `main.demo.test`, then `subs` sub-site tasks. Each stack has its
     /// own seed, so its mailboxes are not those of another test sharing the Dovecot.
     pub fn add_request(&self, subs: u32) -> Vec<ScenarioTask> {
+        self.add_requests_on(DEFAULT_MAIN_DOMAIN, 1, subs)
+    }
+
+    /// Adds `requests` requests whose main-site task is on `main`, each with `subs` sub-site tasks.
+    pub fn add_requests_on(&self, main: &str, requests: u32, subs: u32) -> Vec<ScenarioTask> {
         self.sim.add_scenario(&ScenarioSpec {
-            requests: 1,
+            requests,
             subs_per_request: subs,
             seed: self.seed,
+            main_domains: vec![main.to_owned()],
             ..ScenarioSpec::default()
         })
+    }
+
+    /// Waits until every task is completed or final_failed, or `within` passed; the caller's assertions then
+    /// tell what went wrong, with the simulator's evidence.
+    pub async fn settle(&self, ids: &[String], within: Duration) {
+        let started = std::time::Instant::now();
+        let done = || {
+            ids.iter()
+                .all(|id| matches!(self.view(id).state, "completed" | "final_failed"))
+        };
+        let what = "every task finished (or the settle deadline)";
+        super::eventually(within + Duration::from_secs(5), what, || async {
+            (done() || started.elapsed() > within).then_some(())
+        })
+        .await;
     }
 
     /// A task's view in the simulator.

@@ -47,7 +47,7 @@ impl TestEnv {
             requests,
             subs_per_request: subs,
             seed: rand::random(),
-            main_domain: main.to_owned(),
+            main_domains: vec![main.to_owned()],
             sub_domains: sub_domains.iter().map(|d| (*d).to_owned()).collect(),
         };
         self.sim
@@ -244,7 +244,7 @@ impl Driver for TestDriver {
             cookie: Some(SecretString::from(format!("sid=ck-{}", task.id))),
             link_rss: task
                 .link_rss
-                .is_empty()
+                .is_none()
                 .then(|| format!("https://feeds.test/{}/rss", task.id)),
             note: None,
         })

@@ -91,7 +91,7 @@ impl Driver for CountingDriver {
             cookie: Some(SecretString::from(format!("sid={}", task.id))),
             link_rss: task
                 .link_rss
-                .is_empty()
+                .is_none()
                 .then(|| format!("https://feeds.test/{}/rss", task.id)),
             note: None,
         })
