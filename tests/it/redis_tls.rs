@@ -1,6 +1,7 @@
 //! `rediss://` as README documents it: a redis-server with TLS only (its own CA, made here with openssl),
 //! reached by the real `pwctl` binary. With the CA in the trust store (`SSL_CERT_FILE`, which the system-roots
-//! loader reads) it connects; without it the certificate is refused, so the server certificate is checked.
+//! loader reads) it connects; without it the certificate is refused, so the server certificate is checked. The
+//! same for `rediss+sentinel://` through a TLS-only sentinel.
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -152,6 +153,108 @@ fn rediss_url_connects_over_tls_and_checks_the_server_certificate() {
     assert!(status.is_object(), "{status}");
 
     // The same server with only the public roots trusted: the certificate is refused.
+    let refused = pwctl_status(&url, empty.path(), None);
+    assert_eq!(refused.status.code(), Some(1), "{}", text(&refused));
+    assert!(
+        text(&refused).contains("UnknownIssuer"),
+        "{}",
+        text(&refused)
+    );
+    for o in [&out, &refused] {
+        assert!(!text(o).contains(PASSWORD), "{}", text(o));
+    }
+}
+
+/// Waits until something accepts connections on `port` (a TLS-only node answers no plain PING).
+fn wait_listening(port: u16) {
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("nothing listens on {port}");
+}
+
+/// `rediss+sentinel://` as docs/operations.md documents it: a TLS-only master and a TLS-only sentinel (the
+/// sentinel talks TLS to the master too: `tls-replication yes`), both with certificates of the CA made here.
+/// The real `pwctl` asks the sentinel over TLS for the master, then reaches the master over TLS; with only the
+/// public roots trusted the sentinel's certificate is refused.
+#[test]
+fn rediss_sentinel_url_reaches_the_master_over_tls_through_a_tls_sentinel() {
+    let dir = tempfile::tempdir().unwrap();
+    make_certs(dir.path());
+    let d = |f: &str| dir.path().join(f).display().to_string();
+    let port_of = || -> u16 { free_addr().rsplit_once(':').unwrap().1.parse().unwrap() };
+    let (master_port, sentinel_port) = (port_of(), port_of());
+    let tls = format!(
+        "port 0\nbind 127.0.0.1\ntls-port {{port}}\ntls-auth-clients no\ntls-cert-file {}\ntls-key-file {}\n\
+         tls-ca-cert-file {}\ntls-replication yes\n",
+        d("server.pem"),
+        d("server.key"),
+        d("ca.pem")
+    );
+    let master_conf = dir.path().join("master.conf");
+    std::fs::write(
+        &master_conf,
+        format!(
+            "{}requirepass {PASSWORD}\nsave \"\"\ndir {}\n",
+            tls.replace("{port}", &master_port.to_string()),
+            dir.path().display()
+        ),
+    )
+    .unwrap();
+    let master = Command::new("redis-server")
+        .arg(&master_conf)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("redis-server");
+    let _master = TlsRedis(master);
+    wait_listening(master_port);
+    let sentinel_conf = dir.path().join("sentinel.conf");
+    std::fs::write(
+        &sentinel_conf,
+        format!(
+            "{}dir {}\nsentinel monitor mymaster 127.0.0.1 {master_port} 1\n\
+             sentinel auth-pass mymaster {PASSWORD}\n",
+            tls.replace("{port}", &sentinel_port.to_string()),
+            dir.path().display()
+        ),
+    )
+    .unwrap();
+    let sentinel = Command::new("redis-sentinel")
+        .arg(&sentinel_conf)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("redis-sentinel (apt-get install redis-sentinel)");
+    let _sentinel = TlsRedis(sentinel);
+    wait_listening(sentinel_port);
+
+    let empty = tempfile::tempdir().unwrap();
+    let url = format!("rediss+sentinel://:{PASSWORD}@localhost:{sentinel_port}/mymaster");
+    let text = |o: &std::process::Output| {
+        format!(
+            "{}\n{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        )
+    };
+    let ca = dir.path().join("ca.pem");
+    // The sentinel needs a moment to connect to the master and know it.
+    let mut out = pwctl_status(&url, empty.path(), Some(&ca));
+    for _ in 0..50 {
+        if out.status.success() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+        out = pwctl_status(&url, empty.path(), Some(&ca));
+    }
+    assert!(out.status.success(), "{}", text(&out));
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(status.is_object(), "{status}");
+
     let refused = pwctl_status(&url, empty.path(), None);
     assert_eq!(refused.status.code(), Some(1), "{}", text(&refused));
     assert!(
