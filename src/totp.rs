@@ -118,6 +118,25 @@ impl TotpLedger {
             .map_err(fail)?;
         Ok(set.is_some())
     }
+
+    /// Gives `step` back (a claimed code that was never typed), so another process may use that window.
+    ///
+    /// # Errors
+    /// [`TotpError::Ledger`] when Redis cannot be reached.
+    pub async fn release(&self, key: &[u8], step: u64) -> Result<(), TotpError> {
+        let fail = |e: redis::RedisError| TotpError::Ledger(format!("{:?}", e.kind()));
+        let conn = self
+            .conn
+            .get_or_try_init(|| self.target.connect(Duration::from_secs(5)))
+            .await
+            .map_err(|e| TotpError::Ledger(e.to_string()))?;
+        let _: i64 = redis::cmd("DEL")
+            .arg(self.key(key, step))
+            .query_async(&mut conn.clone())
+            .await
+            .map_err(fail)?;
+        Ok(())
+    }
 }
 
 /// Uppercases a base32 secret and removes spaces, dashes and `=` padding, as `Secret::try_from_base32` is strict.
@@ -293,6 +312,19 @@ impl TotpGenerator {
             step,
             remaining: end.saturating_sub(now),
         })
+    }
+
+    /// Gives back the fleet-wide claim of `step` for `secret` when its code was never typed (the step failed
+    /// before the field was filled), so other processes need not wait for the window after it. Best effort: a
+    /// claim that cannot be released expires after [`LEDGER_TTL_SECS`]. This process still never uses the step
+    /// again.
+    pub async fn release(&self, secret: &SecretString, step: u64) {
+        let (Some(ledger), Ok(key)) = (&self.ledger, decode_secret(secret.expose_secret())) else {
+            return;
+        };
+        if let Err(error) = ledger.release(&key, step).await {
+            tracing::debug!(%error, "TOTP claim not released; it expires");
+        }
     }
 
     /// Picks and records the step to use (at least `at_least`): the current one if it has enough time left and

@@ -88,6 +88,8 @@ impl RecipeDriver {
                     image: None,
                     attempt,
                     typed: Vec::new(),
+                    next_totp: None,
+                    untyped_totp: None,
                 };
                 let r = self.run_in(run, from, hook, &mut log).await;
                 session.close().await;

@@ -17,6 +17,7 @@ use crate::browser::{BrowserError, LoadEvents, Resource, Session};
 use crate::driver::{DriverError, FailureKind};
 use crate::image::DownloadedImage;
 use crate::task::Task;
+use crate::totp::TotpCode;
 use js::{JS_FIND_TEXT, JS_NAV_STATUS, JS_STATUS, JS_VISIBLE_TEXT};
 
 /// How a step failed: its kind decides the task's fate (see [`FailureKind`]).
@@ -102,6 +103,10 @@ pub(crate) struct Run<'a> {
     pub attempt: u32,
     /// Secret values typed or read that are no variable (TOTP codes): scrubbed from artifacts too.
     pub typed: Vec<SecretString>,
+    /// The code of the `totp` step about to run, claimed (and its window awaited) before the step's limit.
+    pub next_totp: Option<TotpCode>,
+    /// The time step of a claimed TOTP code not typed yet: given back if the step ends before typing it.
+    pub untyped_totp: Option<u64>,
 }
 
 impl Run<'_> {
@@ -177,22 +182,37 @@ impl Run<'_> {
         let what = describe(step);
         let limit = self.limit(step);
         let start = Instant::now();
-        let run = async {
-            self.block_for(step).await?;
-            self.exec(&step.action, limit).await
+        // A TOTP code is claimed, and its window awaited, before the step's limit starts: that wait depends on
+        // how many windows other processes hold for the secret (up to a few), not on the page.
+        let prepared = match step.action {
+            Action::Totp(_) => self.totp_code().await.map(Some),
+            _ => Ok(None),
         };
-        let result = match tokio::time::timeout(limit, run).await {
-            Ok(r) => r,
-            Err(_) => Err(transient(
-                timeout_kind(&step.action),
-                format!(
-                    "step {} ({}) timed out after {} ms",
-                    step.index,
-                    step.action.kind(),
-                    limit.as_millis()
-                ),
-            )),
+        let result = match prepared {
+            Err(failure) => Err(failure),
+            Ok(code) => {
+                self.next_totp = code;
+                let run = async {
+                    self.block_for(step).await?;
+                    self.exec(&step.action, limit).await
+                };
+                match tokio::time::timeout(limit, run).await {
+                    Ok(r) => r,
+                    Err(_) => Err(transient(
+                        timeout_kind(&step.action),
+                        format!(
+                            "step {} ({}) timed out after {} ms",
+                            step.index,
+                            step.action.kind(),
+                            limit.as_millis()
+                        ),
+                    )),
+                }
+            }
         };
+        if let Some(untyped) = self.untyped_totp.take() {
+            self.env.totp.release(&self.task.twofa, untyped).await;
+        }
         let result = result.map_err(|f| self.scrubbed(f));
         let outcome = match &result {
             Ok(()) => "ok".to_owned(),

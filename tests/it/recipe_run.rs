@@ -19,6 +19,7 @@ use crate::helpers::fixture_site::{Seen, TOTP_SECRET, router};
 
 mod blocking;
 mod branches;
+mod totp_wait;
 
 const PASSWORD: &str = "Sup3r-Secret-PW!";
 

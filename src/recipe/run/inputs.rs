@@ -12,6 +12,7 @@ use super::{Failure, Run, Until, permanent, transient};
 use crate::driver::{DriverError, FailureKind};
 use crate::mailbox::{MailLogin, MailQuery};
 use crate::recipe::{ExtractStep, MailStep, Template};
+use crate::totp::TotpCode;
 
 impl Run<'_> {
     pub(super) async fn upload(&mut self, sel: &str) -> Result<(), Failure> {
@@ -33,24 +34,29 @@ impl Run<'_> {
     }
 
     pub(super) async fn totp(&mut self, sel: &str) -> Result<(), Failure> {
+        let code = match self.next_totp.take() {
+            Some(code) => code,
+            None => self.totp_code().await?,
+        };
+        self.typed.push(SecretString::from(code.code.clone()));
+        self.untyped_totp = Some(code.step);
+        self.wait(Until::Visible(sel)).await?;
+        self.untyped_totp = None;
+        Ok(self.session.fill(sel, &code.code).await?)
+    }
+
+    /// A fresh code of the task's secret, claimed fleet-wide, once its window has begun.
+    pub(super) async fn totp_code(&self) -> Result<TotpCode, Failure> {
         if self.task.twofa.expose_secret().trim().is_empty() {
             return Err(permanent(
                 FailureKind::Input,
                 "the task has no twofa secret",
             ));
         }
-        let code = self
-            .env
-            .totp
-            .fresh_code(&self.task.twofa)
-            .await
-            .map_err(|e| match e.is_permanent() {
-                true => permanent(FailureKind::Input, e.to_string()),
-                false => transient(FailureKind::Other, e.to_string()),
-            })?;
-        self.typed.push(SecretString::from(code.code.clone()));
-        self.wait(Until::Visible(sel)).await?;
-        Ok(self.session.fill(sel, &code.code).await?)
+        (self.env.totp.fresh_code(&self.task.twofa).await).map_err(|e| match e.is_permanent() {
+            true => permanent(FailureKind::Input, e.to_string()),
+            false => transient(FailureKind::Other, e.to_string()),
+        })
     }
 
     pub(super) async fn mail(&mut self, m: &MailStep, limit: Duration) -> Result<(), Failure> {
