@@ -101,21 +101,14 @@ impl TotpLedger {
     /// # Errors
     /// [`TotpError::Ledger`] when Redis cannot be reached.
     pub async fn claim(&self, key: &[u8], step: u64) -> Result<bool, TotpError> {
-        let fail = |e: redis::RedisError| TotpError::Ledger(format!("{:?}", e.kind()));
-        let conn = self
-            .conn
-            .get_or_try_init(|| self.target.connect(Duration::from_secs(5)))
-            .await
-            .map_err(|e| TotpError::Ledger(e.to_string()))?;
-        let set: Option<String> = redis::cmd("SET")
+        let set = redis::cmd("SET")
             .arg(self.key(key, step))
             .arg(1)
             .arg("NX")
             .arg("EX")
             .arg(LEDGER_TTL_SECS)
-            .query_async(&mut conn.clone())
-            .await
-            .map_err(fail)?;
+            .clone();
+        let set: Option<String> = self.query(set).await?;
         Ok(set.is_some())
     }
 
@@ -124,18 +117,21 @@ impl TotpLedger {
     /// # Errors
     /// [`TotpError::Ledger`] when Redis cannot be reached.
     pub async fn release(&self, key: &[u8], step: u64) -> Result<(), TotpError> {
-        let fail = |e: redis::RedisError| TotpError::Ledger(format!("{:?}", e.kind()));
+        let _: i64 = self
+            .query(redis::cmd("DEL").arg(self.key(key, step)).clone())
+            .await?;
+        Ok(())
+    }
+
+    /// Runs `cmd` on the ledger's connection (made on first use).
+    async fn query<T: redis::FromRedisValue>(&self, cmd: redis::Cmd) -> Result<T, TotpError> {
         let conn = self
             .conn
             .get_or_try_init(|| self.target.connect(Duration::from_secs(5)))
             .await
             .map_err(|e| TotpError::Ledger(e.to_string()))?;
-        let _: i64 = redis::cmd("DEL")
-            .arg(self.key(key, step))
-            .query_async(&mut conn.clone())
-            .await
-            .map_err(fail)?;
-        Ok(())
+        (cmd.query_async(&mut conn.clone()).await)
+            .map_err(|e: redis::RedisError| TotpError::Ledger(format!("{:?}", e.kind())))
     }
 }
 
