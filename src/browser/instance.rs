@@ -5,7 +5,6 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use chromiumoxide::cdp::browser_protocol::browser::CloseParams;
 use chromiumoxide::{Browser, BrowserConfig};
 use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
@@ -117,11 +116,6 @@ impl Instance {
         self.dead.is_cancelled() || !process::is_alive(self.pid)
     }
 
-    /// Resolves when the browser dies.
-    pub(crate) async fn died(&self) {
-        self.dead.cancelled().await;
-    }
-
     /// Tasks started in this browser so far.
     pub(crate) fn started(&self) -> u32 {
         self.lock().started
@@ -183,12 +177,17 @@ impl Instance {
     pub(crate) async fn shutdown(&self) {
         let pids = process::tree(self.pid);
         if !self.is_dead() {
-            let _ = tokio::time::timeout(
-                Duration::from_secs(3),
-                self.browser.execute(CloseParams::default()),
-            )
-            .await;
-            let _ = tokio::time::timeout(Duration::from_secs(3), self.died()).await;
+            // Stop reading the connection first, then let Chromium exit on SIGTERM: its connection ending is
+            // expected now, and chromiumoxide would log it as an ERROR ("WS Connection error"), what a crash
+            // looks like.
+            self.stop.cancel();
+            process::terminate(self.pid);
+            let exited = async {
+                while process::is_alive(self.pid) {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            };
+            let _ = tokio::time::timeout(Duration::from_secs(3), exited).await;
         }
         let left: Vec<u32> = pids.into_iter().filter(|&p| process::is_alive(p)).collect();
         process::kill_all(&left);

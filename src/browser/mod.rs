@@ -231,7 +231,9 @@ impl BrowserPool {
 
     /// Stops every browser (open sessions fail) and waits for the background work to end.
     pub async fn shutdown(&self) {
-        self.inner.current.lock().await.take();
+        // Held until every browser was shut down: dropping the last handle of a browser kills it (chromiumoxide),
+        // which its connection reports as an ERROR, what a crash looks like.
+        let _current = self.inner.current.lock().await.take();
         let all: Vec<Arc<Instance>> = {
             let all = self.inner.all.lock().unwrap_or_else(|p| p.into_inner());
             all.iter().filter_map(Weak::upgrade).collect()

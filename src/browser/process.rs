@@ -78,11 +78,20 @@ pub(crate) fn tree_pss_bytes(pid: u32) -> u64 {
 
 /// Sends SIGKILL to every pid (through `kill(1)`: this crate forbids `unsafe`, hence no libc).
 pub(crate) fn kill_all(pids: &[u32]) {
+    signal_all("-KILL", pids);
+}
+
+/// Sends SIGTERM to `pid`: Chromium's own orderly exit (it closes its windows and children).
+pub(crate) fn terminate(pid: u32) {
+    signal_all("-TERM", &[pid]);
+}
+
+fn signal_all(signal: &str, pids: &[u32]) {
     if pids.is_empty() {
         return;
     }
     let result = std::process::Command::new("kill")
-        .arg("-KILL")
+        .arg(signal)
         .args(pids.iter().map(u32::to_string))
         .stderr(std::process::Stdio::null())
         .status();

@@ -319,6 +319,9 @@ async fn recipe_check_command_saves_a_screenshot_per_step() {
         "{stdout}"
     );
     assert!(!stdout.contains(PASSWORD), "{stdout}");
+    // A clean end closes Chromium without the ERROR a crash logs (log-based alerts would fire on every run).
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("WS Connection error"), "{stderr}");
     let count = std::fs::read_dir(&shots).unwrap().count();
     assert_eq!(count, 18, "one screenshot per step");
     assert_eq!(seen.signups.lock().unwrap().len(), 1);
