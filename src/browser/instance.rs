@@ -83,6 +83,7 @@ impl Instance {
             let mut tick = tokio::time::interval(Duration::from_millis(250));
             loop {
                 tokio::select! {
+                    biased;
                     _ = stop2.cancelled() => break,
                     event = handler.next() => match event {
                         Some(Ok(())) => {}
@@ -177,10 +178,11 @@ impl Instance {
     pub(crate) async fn shutdown(&self) {
         let pids = process::tree(self.pid);
         if !self.is_dead() {
-            // Stop reading the connection first, then let Chromium exit on SIGTERM: its connection ending is
+            // Stop reading the connection first (the handler task has ended), then let Chromium exit on SIGTERM: its connection ending is
             // expected now, and chromiumoxide would log it as an ERROR ("WS Connection error"), what a crash
             // looks like.
             self.stop.cancel();
+            let _ = tokio::time::timeout(Duration::from_secs(1), self.dead.cancelled()).await;
             process::terminate(self.pid);
             let exited = async {
                 while process::is_alive(self.pid) {
