@@ -194,43 +194,34 @@ fn rediss_sentinel_url_reaches_the_master_over_tls_through_a_tls_sentinel() {
         d("server.key"),
         d("ca.pem")
     );
-    let master_conf = dir.path().join("master.conf");
-    std::fs::write(
-        &master_conf,
-        format!(
-            "{}requirepass {PASSWORD}\nsave \"\"\ndir {}\n",
-            tls.replace("{port}", &master_port.to_string()),
+    let node = |bin: &str, name: &str, port: u16, rest: String| {
+        let conf = dir.path().join(name);
+        let text = format!(
+            "{}dir {}\n{rest}",
+            tls.replace("{port}", &port.to_string()),
             dir.path().display()
-        ),
-    )
-    .unwrap();
-    let master = Command::new("redis-server")
-        .arg(&master_conf)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("redis-server");
-    let _master = TlsRedis(master);
-    wait_listening(master_port);
-    let sentinel_conf = dir.path().join("sentinel.conf");
-    std::fs::write(
-        &sentinel_conf,
-        format!(
-            "{}dir {}\nsentinel monitor mymaster 127.0.0.1 {master_port} 1\n\
-             sentinel auth-pass mymaster {PASSWORD}\n",
-            tls.replace("{port}", &sentinel_port.to_string()),
-            dir.path().display()
-        ),
-    )
-    .unwrap();
-    let sentinel = Command::new("redis-sentinel")
-        .arg(&sentinel_conf)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("redis-sentinel (apt-get install redis-sentinel)");
-    let _sentinel = TlsRedis(sentinel);
-    wait_listening(sentinel_port);
+        );
+        std::fs::write(&conf, text).unwrap();
+        let child = Command::new(bin)
+            .arg(&conf)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{bin} (apt-get install redis-server redis-sentinel): {e}"));
+        wait_listening(port);
+        TlsRedis(child)
+    };
+    let master_rest = format!("requirepass {PASSWORD}\nsave \"\"\n");
+    let _master = node("redis-server", "master.conf", master_port, master_rest);
+    let sentinel_rest = format!(
+        "sentinel monitor mymaster 127.0.0.1 {master_port} 1\nsentinel auth-pass mymaster {PASSWORD}\n"
+    );
+    let _sentinel = node(
+        "redis-sentinel",
+        "sentinel.conf",
+        sentinel_port,
+        sentinel_rest,
+    );
 
     let empty = tempfile::tempdir().unwrap();
     let url = format!("rediss+sentinel://:{PASSWORD}@localhost:{sentinel_port}/mymaster");
