@@ -132,36 +132,35 @@ fn rediss_url_connects_over_tls_and_checks_the_server_certificate() {
         .spawn()
         .expect("redis-server");
     let _server = TlsRedis(server);
-    for _ in 0..100 {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_listening(port);
     let empty = tempfile::tempdir().unwrap();
     let url = format!("rediss://:{PASSWORD}@localhost:{port}");
     let out = pwctl_status(&url, empty.path(), Some(&d("ca.pem")));
-    let text = |o: &std::process::Output| {
-        format!(
-            "{}\n{}",
-            String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr)
-        )
-    };
-    assert!(out.status.success(), "{}", text(&out));
+    // The same server with only the public roots trusted: the certificate is refused.
+    assert_trusted_then_refused(&url, empty.path(), &out);
+}
+
+/// Both sides of `out` (a `pwctl` run), for assertion messages.
+fn output_text(o: &std::process::Output) -> String {
+    format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// `out` (`pwctl status` with the test CA trusted) succeeded with a status document, and the same `url` with
+/// only the public roots trusted is refused for its certificate; neither output shows the password.
+fn assert_trusted_then_refused(url: &str, empty: &Path, out: &std::process::Output) {
+    assert!(out.status.success(), "{}", output_text(out));
     let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(status.is_object(), "{status}");
-
-    // The same server with only the public roots trusted: the certificate is refused.
-    let refused = pwctl_status(&url, empty.path(), None);
-    assert_eq!(refused.status.code(), Some(1), "{}", text(&refused));
-    assert!(
-        text(&refused).contains("UnknownIssuer"),
-        "{}",
-        text(&refused)
-    );
-    for o in [&out, &refused] {
-        assert!(!text(o).contains(PASSWORD), "{}", text(o));
+    let refused = pwctl_status(url, empty, None);
+    let text = output_text(&refused);
+    assert_eq!(refused.status.code(), Some(1), "{text}");
+    assert!(text.contains("UnknownIssuer"), "{text}");
+    for o in [out, &refused] {
+        assert!(!output_text(o).contains(PASSWORD), "{}", output_text(o));
     }
 }
 
@@ -225,13 +224,6 @@ fn rediss_sentinel_url_reaches_the_master_over_tls_through_a_tls_sentinel() {
 
     let empty = tempfile::tempdir().unwrap();
     let url = format!("rediss+sentinel://:{PASSWORD}@localhost:{sentinel_port}/mymaster");
-    let text = |o: &std::process::Output| {
-        format!(
-            "{}\n{}",
-            String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr)
-        )
-    };
     let ca = dir.path().join("ca.pem");
     // The sentinel needs a moment to connect to the master and know it.
     let mut out = pwctl_status(&url, empty.path(), Some(&ca));
@@ -242,18 +234,5 @@ fn rediss_sentinel_url_reaches_the_master_over_tls_through_a_tls_sentinel() {
         std::thread::sleep(Duration::from_millis(200));
         out = pwctl_status(&url, empty.path(), Some(&ca));
     }
-    assert!(out.status.success(), "{}", text(&out));
-    let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert!(status.is_object(), "{status}");
-
-    let refused = pwctl_status(&url, empty.path(), None);
-    assert_eq!(refused.status.code(), Some(1), "{}", text(&refused));
-    assert!(
-        text(&refused).contains("UnknownIssuer"),
-        "{}",
-        text(&refused)
-    );
-    for o in [&out, &refused] {
-        assert!(!text(o).contains(PASSWORD), "{}", text(o));
-    }
+    assert_trusted_then_refused(&url, empty.path(), &out);
 }
